@@ -1,0 +1,373 @@
+"""Step and section attributes from fence info strings and runbook comments.
+
+Two spellings are accepted, in a fence info string after the language or in an
+HTML comment that starts with ``runbook:``::
+
+    ```bash {name=setup timeout=5 confirm}
+    ```sh {"name": "check", "interactive": false}
+    <!-- runbook: timeout=30 skip-test="needs a cluster" -->
+
+In the ``key=value`` form, pairs are separated by whitespace, a value may be
+double- or single-quoted (a backslash escapes the next character inside quotes),
+a bare key means ``true``, and bare values ``true``, ``false``, integers and
+decimal numbers are typed. Every key must be one of ``KNOWN_ATTRIBUTES`` or
+``ATTRIBUTE_ALIASES``.
+Errors are ``ValueError`` with a message that names the attribute text; the
+parser adds the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FENCE_CONTEXT = "fence info string"
+COMMENT_CONTEXT = "runbook comment"
+
+_KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_-]*"
+_KEY = re.compile(_KEY_PATTERN)
+_LANGUAGE = re.compile(r"[^\s{]*")
+_BARE_VALUE = re.compile(r"""[^\s{}"']+""")
+_QUOTED_PATTERN = r'"(?:[^"\\]|\\.)*"' + r"|'(?:[^'\\]|\\.)*'"
+_QUOTED = re.compile(_QUOTED_PATTERN, re.DOTALL)
+# One key, optionally with "=value", that ends at whitespace, "}" or the end.
+_PAIR = re.compile(
+    rf"""(?P<key>{_KEY_PATTERN})
+    (?:=(?P<value>{_QUOTED_PATTERN}|[^\s{{}}"']+))?
+    (?=[\s}}]|$)""",
+    re.VERBOSE | re.DOTALL,
+)
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_SPACE = re.compile(r"\s*")
+_WORD = re.compile(r"[^\s}]+|}")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)")
+
+
+class _Flag:
+    """Marker for a bare key written without ``=value``."""
+
+
+_FLAG = _Flag()
+
+
+@dataclass(frozen=True)
+class _RawAttribute:
+    key: str
+    value: Any
+    text: str  # as written, for error messages, such as "timeout=abc"
+    bare: bool  # an unquoted key=value value, so its text can be used as a string
+
+
+# --- Validation ----------------------------------------------------------------
+
+
+def _as_string(attribute: _RawAttribute) -> str:
+    if attribute.value is _FLAG:
+        raise ValueError(f"{attribute.key} needs a value, as in {attribute.key}=VALUE")
+
+    if attribute.bare:
+        # name=42 or when=true: the author wrote text, so keep it as text.
+        value = attribute.text.split("=", 1)[1]
+    elif isinstance(attribute.value, str):
+        value = attribute.value
+    else:
+        raise ValueError(f"{attribute.key} must be a string")
+
+    if not value:
+        raise ValueError(f"{attribute.key} must not be empty")
+    return value
+
+
+def _as_reason(attribute: _RawAttribute) -> str:
+    if attribute.value is _FLAG:
+        raise ValueError(
+            f'{attribute.key} needs a reason, as in {attribute.key}="needs a cluster"'
+        )
+    return _as_string(attribute)
+
+
+def _as_timeout(attribute: _RawAttribute) -> float | int:
+    value = attribute.value
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not is_number or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{attribute.key} must be a positive number of seconds")
+    return value
+
+
+def _as_exit_status(attribute: _RawAttribute) -> int:
+    value = attribute.value
+    is_integer = isinstance(value, int) and not isinstance(value, bool)
+    if not is_integer or not 0 <= value <= 255:
+        raise ValueError(f"{attribute.key} must be an exit status from 0 to 255")
+    return value
+
+
+def _as_boolean(attribute: _RawAttribute) -> bool:
+    if attribute.value is _FLAG:
+        return True
+    if not isinstance(attribute.value, bool):
+        raise ValueError(f"{attribute.key} must be true or false")
+    return attribute.value
+
+
+_CONVERTERS: Mapping[str, Callable[[_RawAttribute], Any]] = {
+    "name": _as_string,
+    "timeout": _as_timeout,
+    "expect": _as_exit_status,
+    "skip-test": _as_reason,
+    "confirm": _as_boolean,
+    "interactive": _as_boolean,
+    "target": _as_string,
+    "when": _as_string,
+}
+
+#: Keys a step or section may carry, with their value types: name, target, when
+#: and skip-test (a reason) are strings, timeout is a positive number of seconds,
+#: expect is an exit status, confirm and interactive are booleans.
+KNOWN_ATTRIBUTES = frozenset(_CONVERTERS)
+
+#: Other spellings of known keys. ``exit=1`` is stored as ``expect=1``.
+ATTRIBUTE_ALIASES: Mapping[str, str] = {"exit": "expect"}
+
+
+def _validate(raw: list[_RawAttribute], context: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    written_keys: dict[str, str] = {}
+    for attribute in raw:
+        key = ATTRIBUTE_ALIASES.get(attribute.key, attribute.key)
+        convert = _CONVERTERS.get(key)
+        if convert is None:
+            known = ", ".join(sorted([*KNOWN_ATTRIBUTES, *ATTRIBUTE_ALIASES]))
+            reason = f"unknown attribute {attribute.key!r}; known attributes: {known}"
+            raise _invalid(attribute.text, context, reason)
+
+        if key in written_keys:
+            reason = f"{key} is given more than once"
+            if written_keys[key] != attribute.key:
+                reason = (
+                    f"{written_keys[key]} and {attribute.key} are the same attribute"
+                )
+            raise _invalid(attribute.text, context, reason)
+        written_keys[key] = attribute.key
+
+        try:
+            attributes[key] = convert(attribute)
+        except ValueError as error:
+            raise _invalid(attribute.text, context, str(error)) from None
+    return attributes
+
+
+def _invalid(text: str, context: str, reason: str) -> ValueError:
+    return ValueError(f"invalid attribute {text!r} in {context}: {reason}")
+
+
+def _invalid_syntax(text: str, context: str, reason: str) -> ValueError:
+    return ValueError(f"invalid attributes {text!r} in {context}: {reason}")
+
+
+# --- Syntax --------------------------------------------------------------------
+
+
+def _typed(text: str) -> Any:
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _DECIMAL.fullmatch(text):
+        return float(text)
+    return text
+
+
+def _skip_space(text: str, pos: int) -> int:
+    match = _SPACE.match(text, pos)
+    return match.end() if match else pos
+
+
+def _unquote(value: str) -> str:
+    return _ESCAPE.sub(r"\1", value[1:-1])
+
+
+def _word_at(text: str, start: int) -> str:
+    """Return the attribute text at ``start``, up to whitespace or ``}``."""
+    match = _WORD.match(text, start)
+    return match.group() if match else text[start:]
+
+
+def _explain_bad_pair(text: str, start: int) -> str:
+    """Say why no valid ``key=value`` or bare key starts at ``start``."""
+    key = _KEY.match(text, start)
+    if key is None:
+        return "expected key=value or a bare key"
+
+    pos = key.end()
+    if text[pos] != "=":
+        return f"unexpected {text[pos]!r} after the key {key.group()!r}"
+
+    pos += 1
+    if pos == len(text) or text[pos] in " \t\n\r}":
+        return f"{key.group()} has no value; write {key.group()}=VALUE"
+    if text[pos] in "\"'":
+        quoted = _QUOTED.match(text, pos)
+        if quoted is None:
+            return f"missing closing {text[pos]} quote"
+        return f"unexpected {text[quoted.end()]!r} after the value of {key.group()}"
+
+    bare = _BARE_VALUE.match(text, pos)
+    assert bare is not None
+    return f"unexpected {text[bare.end()]!r} in the value of {key.group()}"
+
+
+def _scan_pairs(
+    text: str, pos: int, context: str, *, braced: bool
+) -> tuple[list[_RawAttribute], int]:
+    """Read ``key=value`` pairs from ``pos`` up to ``}`` (if braced) or the end.
+
+    Returns the pairs and the position after the closing brace.
+    """
+    pairs: list[_RawAttribute] = []
+    while True:
+        pos = _skip_space(text, pos)
+        if pos == len(text):
+            if braced:
+                raise _invalid_syntax(text, context, "missing closing '}'")
+            return pairs, pos
+        if text[pos] == "}":
+            if not braced:
+                raise _invalid_syntax(text, context, "unexpected '}'")
+            return pairs, pos + 1
+
+        match = _PAIR.match(text, pos)
+        if match is None:
+            reason = _explain_bad_pair(text, pos)
+            raise _invalid(_word_at(text, pos), context, reason)
+
+        key, value = match.group("key", "value")
+        if value is None:
+            pairs.append(_RawAttribute(key, _FLAG, key, False))
+        elif value[0] in "\"'":
+            pairs.append(_RawAttribute(key, _unquote(value), match.group(), False))
+        else:
+            pairs.append(_RawAttribute(key, _typed(value), match.group(), True))
+        pos = match.end()
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"{key} is given more than once")
+        seen[key] = value
+    return seen
+
+
+def _parse_json(text: str, pos: int, context: str) -> tuple[list[_RawAttribute], int]:
+    """Read a JSON object that starts at ``pos``; return its pairs and end."""
+    decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys)
+    try:
+        value, end = decoder.raw_decode(text, pos)
+    except json.JSONDecodeError as error:
+        reason = f"invalid JSON: {error.msg} at column {error.colno}"
+        raise _invalid_syntax(text, context, reason) from None
+    except ValueError as error:
+        raise _invalid_syntax(text, context, str(error)) from None
+
+    pairs = [
+        _RawAttribute(key, item, f"{json.dumps(key)}: {json.dumps(item)}", False)
+        for key, item in value.items()
+    ]
+    return pairs, end
+
+
+def _parse_braced(text: str, pos: int, context: str) -> dict[str, Any]:
+    """Parse the ``{...}`` group at ``pos``, which must end the text."""
+    inner = _skip_space(text, pos + 1)
+    if inner < len(text) and text[inner] == '"':
+        pairs, end = _parse_json(text, pos, context)
+    else:
+        pairs, end = _scan_pairs(text, pos + 1, context, braced=True)
+
+    if text[end:].strip():
+        reason = f"unexpected text {text[end:].strip()!r} after the closing '}}'"
+        raise _invalid_syntax(text, context, reason)
+    return _validate(pairs, context)
+
+
+# --- Public functions ------------------------------------------------------------
+
+
+def split_info_string(info: str) -> tuple[str, str]:
+    """Split a fence info string into its language and the text after it.
+
+    The language is the first word, ended by whitespace or ``{``. An info string
+    that starts with whitespace has no language: markdown-it-py keeps the space
+    of ```` ``` {"name":"x"} ````, and CommonMark renders that block without one.
+    """
+    if not info or info[0].isspace():
+        return "", info.strip()
+
+    match = _LANGUAGE.match(info)
+    end = match.end() if match else 0
+    return info[:end], info[end:].strip()
+
+
+def parse_info_string(info: str) -> tuple[str, dict[str, Any]]:
+    """Parse a fence info string into its language and validated attributes.
+
+    Raises ValueError when the attributes are malformed, unknown or mistyped.
+    """
+    language, rest = split_info_string(info)
+    return language, parse_info_attributes(rest)
+
+
+def parse_info_attributes(text: str) -> dict[str, Any]:
+    """Parse the attributes that follow the language in a fence info string.
+
+    Text that does not start with ``{`` is left to other tools (for example
+    ``title="deploy.sh"``) and gives no attributes, unless it contains a brace,
+    which is taken as a mistyped attribute group.
+    Raises ValueError when the attributes are malformed, unknown or mistyped.
+    """
+    if not text:
+        return {}
+
+    if text[0] != "{":
+        if "{" in text or "}" in text:
+            reason = "unbalanced braces; write attributes as {key=value ...}"
+            raise _invalid_syntax(text, FENCE_CONTEXT, reason)
+        return {}
+
+    return _parse_braced(text, 0, FENCE_CONTEXT)
+
+
+def parse_comment_annotations(text: str) -> dict[str, Any] | None:
+    """Parse an ``<!-- runbook: key=value ... -->`` HTML comment.
+
+    Returns None when ``text`` is not a runbook comment. The pairs may also be
+    written in braces or as a JSON object. Text after the comment's closing
+    ``-->`` is ignored. Raises ValueError when the attributes are invalid.
+    """
+    stripped = text.strip()
+    if not stripped.startswith("<!--"):
+        return None
+
+    end = stripped.find("-->", 4)
+    if end == -1:
+        return None
+
+    body = stripped[4:end].strip()
+    if body[:8].lower() != "runbook:":
+        return None
+
+    body = body[8:].strip()
+    if body.startswith("{"):
+        return _parse_braced(body, 0, COMMENT_CONTEXT)
+
+    pairs, _ = _scan_pairs(body, 0, COMMENT_CONTEXT, braced=False)
+    return _validate(pairs, COMMENT_CONTEXT)

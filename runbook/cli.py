@@ -1,0 +1,262 @@
+"""Command line interface: parses options and calls one library function each.
+
+Only click is imported at start-up; the parser, the shell driver and the
+terminal renderer load when a command needs them, so ``runbook --help`` stays
+fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from . import __version__
+
+#: Default per-step timeout, in seconds, when ``--yes`` runs without ``--timeout``.
+YES_TIMEOUT = 600.0
+
+
+class RunbookUsageError(click.ClickException):
+    """A domain usage error (unknown section, missing value): exit status 2."""
+
+    exit_code = 2
+
+
+def _fail(error: Exception) -> click.ClickException:
+    """Turn a runbook error into the click exception with the right exit status."""
+    from .errors import UsageError
+
+    if isinstance(error, UsageError):
+        return RunbookUsageError(str(error))
+    return click.ClickException(str(error))
+
+
+def _complete_section(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[Any]:
+    """Offer section titles of the playbook named earlier on the command line."""
+    from click.shell_completion import CompletionItem
+
+    from .playbook import load_playbook
+
+    path = ctx.params.get("playbook")
+    if not path:
+        return []
+    try:
+        playbook = load_playbook(path)
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+    lowered = incomplete.lower()
+    return [
+        CompletionItem(section.title, help=" / ".join(section.path))
+        for section in playbook.sections()
+        if lowered in section.title.lower()
+    ]
+
+
+playbook_argument = click.argument(
+    "playbook", type=click.Path(dir_okay=False, path_type=str)
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="runbook")
+@click.option(
+    "-v", "--verbose", count=True, help="Log to stderr: -v for progress, -vv for debug."
+)
+def main(verbose: int) -> None:
+    """Run operational Markdown playbooks step by step in one persistent shell.
+
+    Example: runbook run playbooks/incident-response.md --section "Storage Full"
+    """
+    if verbose:
+        import logging
+
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        logging.basicConfig(level=level, format="runbook: %(levelname)s: %(message)s")
+
+
+@main.command("list")
+@playbook_argument
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+def list_command(playbook: str, output_format: str) -> None:
+    """List the sections of a playbook with their step counts.
+
+    Example: runbook list playbooks/incident-response.md --format json
+    """
+    from . import commands
+    from .errors import RunbookError
+
+    try:
+        click.echo(commands.list_sections(playbook, output_format), nl=False)
+    except RunbookError as error:
+        raise _fail(error) from error
+
+
+@main.command("show")
+@playbook_argument
+@click.option(
+    "-s",
+    "--section",
+    shell_complete=_complete_section,
+    help="Section title, slug, heading path (A/B) or unique part of a title. "
+    "Default: the whole playbook.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+def show_command(playbook: str, section: str | None, output_format: str) -> None:
+    """Print the numbered steps of a section with their descriptions and code.
+
+    Example: runbook show playbooks/incident-response.md --section "Storage Full"
+    """
+    from . import commands
+    from .errors import RunbookError
+
+    try:
+        click.echo(commands.show_section(playbook, section, output_format), nl=False)
+    except RunbookError as error:
+        raise _fail(error) from error
+
+
+@main.command("run")
+@playbook_argument
+@click.option(
+    "-s",
+    "--section",
+    required=True,
+    shell_complete=_complete_section,
+    help="Section to run: title, slug, heading path (A/B) or unique part of a "
+    "title. Its subsections run too.",
+)
+@click.option(
+    "-y",
+    "--yes",
+    "assume_yes",
+    is_flag=True,
+    help="Run every step without asking; stop at the first failure. Steps read "
+    "/dev/null as stdin. Every missing value is an error before anything runs.",
+)
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="With --yes, go on after a failed step; the exit status is still 1.",
+)
+@click.option(
+    "-n",
+    "--dry-run",
+    is_flag=True,
+    help="Print the steps that would run, with values filled in; run nothing.",
+)
+@click.option(
+    "--step",
+    "step_numbers",
+    type=click.IntRange(min=1),
+    multiple=True,
+    metavar="N",
+    help="Run only step N (as numbered by 'runbook show'); repeat for more.",
+)
+@click.option(
+    "--from",
+    "from_number",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Start at step N.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Per-step time limit; a step past it is interrupted, then killed. "
+    f"Default: none when interactive, {YES_TIMEOUT:.0f} with --yes. A step's "
+    "own timeout attribute wins.",
+)
+@click.option(
+    "--var",
+    "var_options",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Value for a placeholder (<server-ip>) or a variable ($QPC_DB_KEY); "
+    "repeat for more. Variables are exported in the shell before the first step.",
+)
+@click.option(
+    "--env-file",
+    "env_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="File of NAME=VALUE lines read like --var; repeat for more; --var wins.",
+)
+@click.option(
+    "--transcript",
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="PATH",
+    help="JSON Lines file the run appends to. Default: a new file under "
+    "$XDG_STATE_HOME/runbook/transcripts (~/.local/state/runbook/transcripts).",
+)
+def run_command(
+    playbook: str,
+    section: str,
+    assume_yes: bool,
+    keep_going: bool,
+    dry_run: bool,
+    step_numbers: Sequence[int],
+    from_number: int | None,
+    timeout: float | None,
+    var_options: Sequence[str],
+    env_files: Sequence[str],
+    transcript: str | None,
+) -> None:
+    """Run a section's steps one by one, asking before each.
+
+    Before each step: run, skip, edit (opens $EDITOR), run all remaining, or
+    quit. After a failure: retry, skip, edit or quit. Exit status: 0 when every
+    step that ran succeeded, 1 when one failed, 2 for usage errors, 130 when
+    interrupted.
+
+    Example: runbook run playbooks/incident-response.md --section "Storage Full"
+    """
+    from . import commands
+    from .errors import RunbookError
+
+    if keep_going and not assume_yes:
+        raise click.UsageError("--keep-going only applies with --yes")
+    request = commands.RunRequest(
+        playbook=playbook,
+        section=section,
+        assume_yes=assume_yes,
+        keep_going=keep_going,
+        dry_run=dry_run,
+        step_numbers=step_numbers,
+        from_number=from_number,
+        timeout=timeout if timeout or not assume_yes else YES_TIMEOUT,
+        var_options=var_options,
+        env_files=env_files,
+        transcript=transcript,
+    )
+    try:
+        if dry_run:
+            click.echo(commands.dry_run(request), nl=False)
+            return
+        status = commands.run(request)
+    except RunbookError as error:
+        raise _fail(error) from error
+    except KeyboardInterrupt:
+        click.echo("\nrunbook: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(status)

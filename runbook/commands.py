@@ -1,0 +1,112 @@
+"""Library functions behind the CLI commands; tests call them directly."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from . import variables
+from .plan import Plan, build_plan, find_missing
+from .playbook import load_playbook
+
+
+@dataclass
+class RunRequest:
+    """Everything ``runbook run`` was asked to do."""
+
+    playbook: str
+    section: str | None
+    assume_yes: bool = False
+    keep_going: bool = False
+    dry_run: bool = False
+    step_numbers: Sequence[int] = ()
+    from_number: int | None = None
+    timeout: float | None = None
+    var_options: Sequence[str] = ()
+    env_files: Sequence[str] = ()
+    transcript: str | None = None
+    environment: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def list_sections(path: str, output_format: str = "text") -> str:
+    """Return the section tree of a playbook as text or JSON."""
+    from .views import render_tree, section_tree
+
+    playbook = load_playbook(path)
+    if output_format == "json":
+        return json.dumps(section_tree(playbook), indent=2, ensure_ascii=False) + "\n"
+    return render_tree(playbook)
+
+
+def show_section(path: str, section: str | None, output_format: str = "text") -> str:
+    """Return the numbered steps of a section (the whole playbook when None)."""
+    from .views import plan_data, render_plan
+
+    plan = build_plan(load_playbook(path), section)
+    if output_format == "json":
+        return json.dumps(plan_data(plan), indent=2, ensure_ascii=False) + "\n"
+    return render_plan(plan)
+
+
+def collect_values(
+    var_options: Sequence[str], env_files: Sequence[str]
+) -> dict[str, str]:
+    """Merge ``--env-file`` files in order, then ``--var`` options, which win."""
+    values: dict[str, str] = {}
+    for env_file in env_files:
+        values.update(variables.load_env_file(env_file))
+    for option in var_options:
+        name, value = variables.parse_var_option(option)
+        values[name] = value
+    return values
+
+
+def plan_run(request: RunRequest) -> Plan:
+    """Parse the playbook and select the steps and values of a run."""
+    return build_plan(
+        load_playbook(request.playbook),
+        request.section,
+        step_numbers=request.step_numbers,
+        from_number=request.from_number,
+        values=collect_values(request.var_options, request.env_files),
+        environment=request.environment,
+    )
+
+
+def dry_run(request: RunRequest) -> str:
+    """Return what ``run`` would send to the shell; nothing is executed."""
+    from .views import render_dry_run
+
+    plan = plan_run(request)
+    return render_dry_run(plan, find_missing(plan))
+
+
+def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
+    """Run the selected steps, asking or with ``--yes``; return the exit status."""
+    from .prompter import TerminalPrompter
+    from .runner import Runner, RunOptions
+    from .transcript import Transcript, default_transcript_path
+
+    plan = plan_run(request)
+    options = RunOptions(
+        assume_yes=request.assume_yes,
+        keep_going=request.keep_going,
+        timeout=request.timeout,
+        mode="yes" if request.assume_yes else "interactive",
+    )
+    prompter = TerminalPrompter(
+        total_steps=plan.total_steps,
+        assume_yes=request.assume_yes,
+        stdout=stdout,
+    )
+    path = request.transcript or default_transcript_path(plan.section.slug)
+    transcript = Transcript(Path(path))
+    runner = Runner(plan, prompter, transcript, options)
+    runner.check_values()  # before the transcript exists: nothing ran yet
+    with transcript:
+        result = runner.run()
+    return result.exit_code

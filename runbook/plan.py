@@ -1,0 +1,129 @@
+"""Plan: the steps of one section chosen for a run, with the values they need."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from . import variables
+from .errors import NoRunnableSteps, StepSelectionError
+from .playbook import Playbook, Section, Step
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step with its number in the section (1-based, as ``runbook show`` prints)."""
+
+    number: int
+    step: Step
+
+    @property
+    def label(self) -> str:
+        """The step's name, or its first command line when it has none."""
+        if self.step.name:
+            return self.step.name
+        for line in self.step.code.splitlines():
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                return stripped
+        return "(comments only)"
+
+
+@dataclass
+class Plan:
+    """What a run will do: which steps, in which order, with which values.
+
+    ``values`` holds the values supplied so far for placeholders and
+    variables; the runner adds the ones the operator types in.
+    """
+
+    playbook: Playbook
+    section: Section
+    steps: list[PlannedStep]
+    total_steps: int
+    values: dict[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def build_plan(
+    playbook: Playbook,
+    section_query: str | None,
+    step_numbers: Sequence[int] = (),
+    from_number: int | None = None,
+    values: Mapping[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> Plan:
+    """Select a section (the whole playbook when ``section_query`` is None) and steps.
+
+    Raises SectionNotFound, AmbiguousSection, NoRunnableSteps or
+    StepSelectionError.
+    """
+    if section_query is None:
+        section = playbook.root
+        where = f"playbook {playbook.path!r}"
+    else:
+        section = playbook.find_section(section_query)
+        where = f"section {' / '.join(section.path)!r} in {playbook.path!r}"
+    steps = section.all_steps()
+    if not steps:
+        raise NoRunnableSteps(
+            f"{where} has no runnable steps: no fenced block in bash, sh, shell, "
+            "zsh or console; pick another section ('runbook list FILE' shows "
+            "step counts)"
+        )
+    numbered = [PlannedStep(number, step) for number, step in enumerate(steps, 1)]
+    chosen = select_steps(numbered, step_numbers, from_number, where)
+    return Plan(
+        playbook=playbook,
+        section=section,
+        steps=chosen,
+        total_steps=len(numbered),
+        values=dict(values or {}),
+        environment=dict(os.environ if environment is None else environment),
+    )
+
+
+def select_steps(
+    steps: list[PlannedStep],
+    step_numbers: Sequence[int],
+    from_number: int | None,
+    where: str,
+) -> list[PlannedStep]:
+    """Apply ``--step`` (any number of times) and ``--from`` to the numbered steps."""
+    count = len(steps)
+    for number in [*step_numbers, *([from_number] if from_number else [])]:
+        if not 1 <= number <= count:
+            raise StepSelectionError(
+                f"step {number} does not exist: {where} has steps 1 to {count}"
+            )
+    chosen = steps
+    if from_number is not None:
+        chosen = [s for s in chosen if s.number >= from_number]
+    if step_numbers:
+        wanted = set(step_numbers)
+        chosen = [s for s in chosen if s.number in wanted]
+    if not chosen:
+        raise StepSelectionError(
+            f"--step and --from together select no step of {where}; "
+            f"--step {', '.join(map(str, step_numbers))} lies before --from "
+            f"{from_number}"
+        )
+    return chosen
+
+
+def find_missing(plan: Plan) -> list[variables.MissingValue]:
+    """Return the values the plan's steps use that are neither supplied nor set."""
+    codes = [p.step.code for p in plan.steps]
+    return variables.find_missing_values(codes, plan.values, plan.environment)
+
+
+def describe_missing(plan: Plan, missing: variables.MissingValue) -> str:
+    """Say where a missing value is first used, for error messages."""
+    planned = plan.steps[missing.step - 1]
+    line = planned.step.start_line + missing.line
+    what = f"<{missing.name}>" if missing.kind == "placeholder" else f"${missing.name}"
+    return (
+        f"{what} ({missing.kind}) first used in step {planned.number} at "
+        f"{plan.playbook.path}:{line}"
+    )

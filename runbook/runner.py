@@ -1,0 +1,446 @@
+"""Runner: walks a plan step by step, asks for decisions, records results.
+
+The runner never talks to the terminal itself. It asks a Prompter what to do
+before each step and after each failure, runs steps in a BashSession, and
+writes every decision and result to the transcript as it happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from . import variables
+from .errors import MissingValues, SessionEnded
+from .plan import Plan, PlannedStep, describe_missing, find_missing
+from .session import BashSession, StepOutcome
+from .transcript import Masker, StreamMasker, Transcript, output_fields
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_STEP_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Decision(StrEnum):
+    """What the operator (or the ``--yes`` policy) chose for a step."""
+
+    RUN = "run"
+    SKIP = "skip"
+    EDIT = "edit"
+    QUIT = "quit"
+    ALL = "all"
+    RETRY = "retry"
+    RESTART = "restart"
+
+
+@dataclass
+class StepRecord:
+    """The final state of one planned step in a run."""
+
+    planned: PlannedStep
+    decision: str
+    code: str = ""
+    outcome: StepOutcome | None = None
+    attempts: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is not None and not self.outcome.succeeded
+
+    @property
+    def status_text(self) -> str:
+        """The exit status column of the summary table."""
+        outcome = self.outcome
+        if outcome is None:
+            return "-"
+        if outcome.session_ended:
+            return f"shell exited ({outcome.exit_status})"
+        if outcome.timed_out:
+            return "timed out"
+        if outcome.killed:
+            return "killed"
+        if outcome.interrupted:
+            return f"interrupted ({outcome.exit_status})"
+        if outcome.exit_status is None:
+            return "incomplete input"
+        return str(outcome.exit_status)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.outcome is None else self.outcome.duration
+
+
+@dataclass
+class RunResult:
+    """Every step's record, the exit status of the run, and why it stopped early."""
+
+    records: list[StepRecord]
+    exit_code: int
+    stopped: str | None = None
+    transcript_path: str | None = None
+
+
+class Prompter(Protocol):
+    """How the runner asks for decisions and shows progress."""
+
+    #: File descriptor of the operator's terminal to forward to a running step.
+    input_fd: int | None
+    #: Whether steps may read the terminal (otherwise their stdin is /dev/null).
+    steps_read_terminal: bool
+
+    def before_step(self, planned: PlannedStep, position: int, code: str) -> Decision:
+        """Show the step and return RUN, SKIP, EDIT, QUIT or ALL."""
+        ...
+
+    def edit(self, code: str) -> str | None:
+        """Return the edited code, or None when the operator gave up editing."""
+        ...
+
+    def ask_value(self, name: str, kind: str, secret: bool) -> str | None:
+        """Return a value for a placeholder or variable, None to leave it unset."""
+        ...
+
+    def step_started(self, planned: PlannedStep, code: str) -> None: ...
+
+    def step_output(self, data: bytes) -> None: ...
+
+    def step_finished(self, planned: PlannedStep, outcome: StepOutcome) -> None: ...
+
+    def after_failure(self, planned: PlannedStep, outcome: StepOutcome) -> Decision:
+        """Return RETRY, SKIP, EDIT or QUIT after a failed step."""
+        ...
+
+    def after_session_ended(
+        self, planned: PlannedStep, outcome: StepOutcome
+    ) -> Decision:
+        """Return RESTART or QUIT after a step ended the shell."""
+        ...
+
+    def finished(self, result: RunResult) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    """Run-wide settings from the command line."""
+
+    assume_yes: bool = False
+    keep_going: bool = False
+    timeout: float | None = None
+    target: str = "local"
+    mode: str = "interactive"
+
+
+@dataclass
+class _State:
+    records: list[StepRecord] = field(default_factory=list)
+    run_all: bool = False
+    stopped: str | None = None
+    interrupted: bool = False
+
+
+class Runner:
+    """Runs one plan in one shell session."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        prompter: Prompter,
+        transcript: Transcript,
+        options: RunOptions,
+        session_factory: Callable[[], BashSession] = BashSession,
+    ) -> None:
+        self.plan = plan
+        self.prompter = prompter
+        self.transcript = transcript
+        self.options = options
+        self.session_factory = session_factory
+        self.session: BashSession | None = None
+        self.masker: Masker = transcript.masker
+        self._asked: set[str] = set()
+        self._assigned: set[str] = set()
+
+    def check_values(self) -> list[variables.MissingValue]:
+        """Return the values the plan needs that nobody supplied.
+
+        With ``assume_yes`` a missing value raises MissingValues, because
+        nobody can be asked.
+        """
+        missing = find_missing(self.plan)
+        if missing and self.options.assume_yes:
+            raise MissingValues(
+                [m.name for m in missing],
+                [describe_missing(self.plan, m) for m in missing],
+            )
+        return missing
+
+    def run(self) -> RunResult:
+        """Run the plan; return every step's record and the run's exit status."""
+        self.check_values()
+        self._collect_secrets()
+        state = _State(run_all=self.options.assume_yes)
+        self.transcript.write(
+            "start",
+            playbook=self.plan.playbook.path,
+            section=" / ".join(self.plan.section.path) or self.plan.section.title,
+            steps=[p.number for p in self.plan.steps],
+            total_steps=self.plan.total_steps,
+            target=self.options.target,
+            mode=self.options.mode,
+        )
+        try:
+            self.session = self.session_factory()
+            self.session.start()
+            self._export_values(self.plan.values.keys())
+            for position, planned in enumerate(self.plan.steps, 1):
+                if state.stopped:
+                    self._record(state, StepRecord(planned, "not run"))
+                    continue
+                self._run_step(state, planned, position)
+        except KeyboardInterrupt:
+            state.interrupted = True
+            state.stopped = state.stopped or "interrupted by the operator"
+            done = {r.planned.number for r in state.records}
+            for planned in self.plan.steps:
+                if planned.number not in done:
+                    self._record(state, StepRecord(planned, "not run"))
+        finally:
+            if self.session is not None:
+                self.session.close()
+        result = RunResult(
+            records=state.records,
+            exit_code=_exit_code(state),
+            stopped=state.stopped,
+            transcript_path=str(self.transcript.path),
+        )
+        self.transcript.write(
+            "end",
+            exit_code=result.exit_code,
+            stopped=result.stopped,
+            summary=[_summary_row(r) for r in result.records],
+        )
+        self.prompter.finished(result)
+        return result
+
+    # --- one step ----------------------------------------------------------
+
+    def _run_step(self, state: _State, planned: PlannedStep, position: int) -> None:
+        code = planned.step.code
+        record = StepRecord(planned, "run", code)
+        edited = False
+        while True:
+            decision = Decision.RUN
+            if not state.run_all:
+                decision = self.prompter.before_step(planned, position, code)
+            if decision is Decision.ALL:
+                state.run_all = True
+                decision = Decision.RUN
+            if decision is Decision.QUIT:
+                state.stopped = f"operator quit before step {planned.number}"
+                self._record(state, StepRecord(planned, "quit"))
+                return
+            if decision is Decision.SKIP:
+                self._record(state, StepRecord(planned, "skip"))
+                return
+            if decision is Decision.EDIT:
+                new_code = self.prompter.edit(code)
+                if new_code is None:
+                    continue
+                code, edited = new_code, True
+            break
+        while True:
+            record.decision = "edit" if edited else "run"
+            record.code = code
+            record.attempts += 1
+            outcome = self._execute(planned, code)
+            record.outcome = outcome
+            if outcome.succeeded:
+                break
+            follow_up = self._after_failure(state, planned, outcome)
+            if follow_up is Decision.EDIT:
+                new_code = self.prompter.edit(code)
+                if new_code is not None:
+                    code, edited = new_code, True
+                continue
+            if follow_up is Decision.RETRY:
+                continue
+            break
+        self._record(state, record)
+
+    def _after_failure(
+        self, state: _State, planned: PlannedStep, outcome: StepOutcome
+    ) -> Decision:
+        """Decide what follows a failed step; set ``state.stopped`` to end the run."""
+        if outcome.session_ended:
+            if self.options.assume_yes:
+                state.stopped = (
+                    f"step {planned.number} ended the shell (exit status "
+                    f"{outcome.exit_status}); later steps need its state and were "
+                    "not run"
+                )
+                return Decision.QUIT
+            choice = self.prompter.after_session_ended(planned, outcome)
+            if choice is Decision.RESTART:
+                assert self.session is not None
+                self.session.restart()
+                self._export_values(self.plan.values.keys())
+                return Decision.SKIP
+            state.stopped = f"operator quit after step {planned.number} ended the shell"
+            return Decision.QUIT
+        if self.options.assume_yes:
+            if outcome.interrupted:
+                state.interrupted = True
+                state.stopped = f"interrupted during step {planned.number}"
+            elif not self.options.keep_going:
+                state.stopped = (
+                    f"step {planned.number} failed; stopping "
+                    "(--keep-going would run the remaining steps)"
+                )
+            return Decision.QUIT
+        choice = self.prompter.after_failure(planned, outcome)
+        if choice is Decision.QUIT:
+            state.stopped = f"operator quit after step {planned.number} failed"
+        return choice
+
+    def _execute(self, planned: PlannedStep, code: str) -> StepOutcome:
+        """Fill in values, run the code in the session and return the outcome."""
+        assert self.session is not None
+        self._ask_missing(planned, code)
+        to_run = code
+        if "<" in code and self.plan.values:
+            to_run = variables.substitute_placeholders(code, self.plan.values)
+        timeout = planned.step.attributes.get("timeout", self.options.timeout)
+        heredoc = None
+        if "<<" in to_run:
+            heredoc = variables.find_unterminated_heredoc(to_run)
+        self.prompter.step_started(planned, to_run)
+        if heredoc is not None:
+            outcome = _incomplete_input(heredoc)
+            self.prompter.step_output(outcome.output)
+        else:
+            if not self.session.alive:
+                raise SessionEnded("the shell session has ended")
+            live = StreamMasker(self.masker)
+            outcome = self.session.run(
+                to_run,
+                timeout=timeout,
+                stdin_from_terminal=self.prompter.steps_read_terminal,
+                on_output=lambda data: self.prompter.step_output(live.feed(data)),
+                input_fd=self.prompter.input_fd,
+            )
+            self.prompter.step_output(live.flush())
+        if not self.options.assume_yes:
+            self._assigned |= variables.find_assignments(to_run)
+        self.prompter.step_finished(planned, outcome)
+        self.transcript.write(
+            "step",
+            step=planned.number,
+            name=planned.step.name,
+            heading_path=list(planned.step.heading_path),
+            line=planned.step.start_line,
+            command=to_run,
+            edited=to_run != planned.step.code,
+            exit_status=outcome.exit_status,
+            timed_out=outcome.timed_out,
+            interrupted=outcome.interrupted,
+            killed=outcome.killed,
+            session_ended=outcome.session_ended,
+            duration=round(outcome.duration, 6),
+            truncated_bytes=outcome.truncated_bytes,
+            **output_fields(outcome.output, self.masker),
+        )
+        return outcome
+
+    # --- values ------------------------------------------------------------
+
+    def _ask_missing(self, planned: PlannedStep, code: str) -> None:
+        """Ask the operator for the values this step needs and nobody supplied.
+
+        Names that steps run so far assign count as supplied. With
+        ``assume_yes`` nothing is asked: ``check_values`` already failed the
+        run if anything was missing.
+        """
+        if self.options.assume_yes:
+            return
+        known = {**dict.fromkeys(self._assigned, ""), **self.plan.values}
+        missing = variables.find_missing_values([code], known, self.plan.environment)
+        new_variables = []
+        for item in missing:
+            if item.name in self._asked:
+                continue
+            self._asked.add(item.name)
+            secret = variables.is_secret_name(item.name)
+            value = self.prompter.ask_value(item.name, item.kind, secret)
+            if value is None:
+                continue
+            self.plan.values[item.name] = value
+            if secret:
+                self.masker.add([value])
+            if item.kind == "variable":
+                new_variables.append(item.name)
+        self._export_values(new_variables)
+
+    def _export_values(self, names: Iterable[str]) -> None:
+        """Set supplied variables in the shell, without recording the command."""
+        assert self.session is not None
+        lines = [
+            f"export {name}={shlex.quote(self.plan.values[name])}"
+            for name in names
+            if name.isidentifier()
+        ]
+        if lines:
+            self.session.run("\n".join(lines), timeout=10)
+
+    def _collect_secrets(self) -> None:
+        secret_values = [
+            value
+            for name, value in self.plan.values.items()
+            if variables.is_secret_name(name)
+        ]
+        for planned in self.plan.steps:
+            for ref in variables.find_variable_references(planned.step.code):
+                value = self.plan.environment.get(ref.name)
+                if value and variables.is_secret_name(ref.name):
+                    secret_values.append(value)
+        self.masker.add(secret_values)
+
+    def _record(self, state: _State, record: StepRecord) -> None:
+        state.records.append(record)
+        if record.outcome is None:
+            self.transcript.write(
+                "decision", step=record.planned.number, decision=record.decision
+            )
+
+
+def _incomplete_input(heredoc: tuple[str, int]) -> StepOutcome:
+    delimiter, line = heredoc
+    message = (
+        f"runbook: incomplete input: the here-document opened on line {line} of "
+        f"this step is never closed by a line containing only {delimiter!r}; "
+        "the step was not sent to the shell. Edit the step to close it.\n"
+    )
+    return StepOutcome(exit_status=None, output=message.encode(), duration=0.0)
+
+
+def _exit_code(state: _State) -> int:
+    if state.interrupted:
+        return EXIT_INTERRUPTED
+    if any(r.failed for r in state.records):
+        return EXIT_STEP_FAILED
+    return EXIT_OK
+
+
+def _summary_row(record: StepRecord) -> dict[str, object]:
+    duration = record.duration
+    return {
+        "step": record.planned.number,
+        "decision": record.decision,
+        "exit_status": record.status_text,
+        "duration": None if duration is None else round(duration, 3),
+    }

@@ -1,0 +1,490 @@
+"""One persistent bash session driven by pexpect.
+
+How a step runs: the step's text is written to a file in a private temporary
+directory, and the shell is sent one short line that sources it
+(``. FILE``, with ``</dev/null`` when the step must not read the terminal).
+Sourcing runs the text in the shell itself, so variables, ``cd`` and functions
+carry over, and heredocs, ``\\`` continuations and multi-line quotes behave as
+in a script. Because bash has read the whole command line before the step
+starts, a command in the step that reads the terminal cannot swallow runbook's
+own input.
+
+The end of a step is the shell's next prompt. ``PS1`` is a marker that holds a
+random nonce and ``$?``, so the prompt carries the exit status, and output that
+merely looks like the marker cannot end a step. bash runs with ``--noediting``,
+so readline never switches on bracketed paste or redraws the input line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import select
+import shutil
+import signal
+import tempfile
+import termios
+import time
+import tty
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pexpect
+
+from .errors import SessionEnded, SessionStartError
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the shell's first prompt.
+START_TIMEOUT = 10.0
+#: Seconds a step gets after its interrupt (Ctrl-C) before it is killed.
+INTERRUPT_GRACE = 5.0
+#: Seconds to wait for the prompt after the step's processes were killed.
+KILL_GRACE = 3.0
+#: Ctrl-C presses in a row, forwarded to a step, after which runbook stops it.
+CTRL_C_ESCALATION = 3
+#: Output kept per step in memory; the middle of longer output is dropped.
+MAX_CAPTURE_BYTES = 8 * 1024 * 1024
+
+_RS = b"\x1e"  # ASCII record separator: starts the prompt marker
+_US = b"\x1f"  # ASCII unit separator: ends it
+_BRACKETED_PASTE = re.compile(rb"\x1b\[\?2004[hl]")
+
+OutputCallback = Callable[[bytes], None]
+
+
+@dataclass
+class StepOutcome:
+    """What happened when one step ran.
+
+    ``exit_status`` is None when the step did not finish normally: it timed
+    out and was killed, or the shell itself ended (then ``session_ended`` is
+    set and ``exit_status`` is the shell's own exit status when known).
+    """
+
+    exit_status: int | None
+    output: bytes
+    duration: float
+    timed_out: bool = False
+    interrupted: bool = False
+    killed: bool = False
+    session_ended: bool = False
+    truncated_bytes: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return (
+            self.exit_status == 0
+            and not self.timed_out
+            and not self.interrupted
+            and not self.session_ended
+        )
+
+
+@dataclass
+class _Capture:
+    """Output of the step being run, bounded to MAX_CAPTURE_BYTES."""
+
+    limit: int
+    head: bytearray = field(default_factory=bytearray)
+    tail: bytearray = field(default_factory=bytearray)
+    dropped: int = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.limit // 2 - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        self.tail += data
+        excess = len(self.tail) - self.limit // 2
+        if excess > 0:
+            del self.tail[:excess]
+            self.dropped += excess
+
+    def value(self) -> bytes:
+        if not self.dropped:
+            return bytes(self.head + self.tail)
+        note = f"\n[runbook: {self.dropped} bytes of output not kept]\n".encode()
+        return bytes(self.head) + note + bytes(self.tail)
+
+
+class BashSession:
+    """A bash process on a pseudo-terminal that runs steps one after another.
+
+    ``command`` starts the shell; the default is the local bash. Other targets
+    pass a command that opens a shell elsewhere (``docker exec -it ...``) and
+    set ``local=False``, which makes steps travel through the terminal.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        dimensions: tuple[int, int] = (40, 160),
+        start_timeout: float = START_TIMEOUT,
+        interrupt_grace: float = INTERRUPT_GRACE,
+    ) -> None:
+        self.command = list(command or _default_bash_command())
+        self.env = dict(os.environ if env is None else env)
+        self.cwd = cwd
+        self.dimensions = dimensions
+        self.start_timeout = start_timeout
+        self.interrupt_grace = interrupt_grace
+        self._child: pexpect.spawn | None = None
+        self._workdir: str | None = None
+        self._step_file = ""
+        self._nonce = b""
+        self._marker: re.Pattern[bytes] | None = None
+        self._pending = bytearray()
+        self._step_fd: int | None = None
+        self._ctrl_c_presses = 0
+        self.exit_status: int | None = None
+
+    # --- lifecycle ------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._child is not None and self._child.isalive()
+
+    def start(self) -> None:
+        """Start the shell and wait for its first prompt."""
+        self._nonce = secrets.token_hex(8).encode()
+        self._marker = re.compile(
+            re.escape(_RS + b"RB" + self._nonce + b":") + rb"(\d+)" + re.escape(_US)
+        )
+        self._workdir = tempfile.mkdtemp(prefix="runbook.")
+        self._step_file = os.path.join(self._workdir, "step")
+        env = dict(self.env)
+        # bash honours PS1/PS2 from the environment when it reads no rc file.
+        # The init line below stops exporting them to the step's commands.
+        env["PS1"] = "\\036RB" + self._nonce.decode() + ":$?\\037"
+        env["PS2"] = ""
+        env.pop("PROMPT_COMMAND", None)
+        env.setdefault("TERM", "xterm-256color")
+        try:
+            self._child = pexpect.spawn(
+                self.command[0],
+                self.command[1:],
+                env=env,
+                cwd=self.cwd,
+                echo=False,
+                encoding=None,
+                dimensions=self.dimensions,
+            )
+        except pexpect.ExceptionPexpect as error:
+            raise SessionStartError(
+                f"cannot start shell {' '.join(self.command)!r}: {error}"
+            ) from error
+        self._child.delaybeforesend = None
+        self._child.delayafterclose = 0
+        self._child.ptyproc.delayafterclose = 0
+        self.exit_status = None
+        self._pending.clear()
+        self._wait_for_prompt(self.start_timeout, "the shell's first prompt")
+        # No history file: steps may contain secrets.
+        # No `!` history expansion on the one line runbook types per step.
+        init = "export -n PS1 PS2; unset HISTFILE; set +o history +H"
+        self._send_line(init)
+        self._wait_for_prompt(self.start_timeout, "the shell to take its settings")
+        log.debug("shell started: %s (pid %s)", self.command, self._child.pid)
+
+    def close(self) -> None:
+        """Stop the shell and remove the temporary directory."""
+        child = self._child
+        if child is not None:
+            if child.isalive():
+                try:
+                    child.sendline("exit 0")
+                    child.expect(pexpect.EOF, timeout=1)
+                except (pexpect.ExceptionPexpect, OSError):
+                    pass
+            child.close(force=True)
+            self.exit_status = child.exitstatus
+            self._child = None
+        if self._step_fd is not None:
+            os.close(self._step_fd)
+            self._step_fd = None
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def restart(self) -> None:
+        """Replace the shell with a fresh one (state from earlier steps is lost)."""
+        self.close()
+        self.start()
+
+    def __enter__(self) -> BashSession:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- running steps -----------------------------------------------------------
+
+    def run(
+        self,
+        code: str,
+        timeout: float | None = None,
+        stdin_from_terminal: bool = False,
+        on_output: OutputCallback | None = None,
+        input_fd: int | None = None,
+    ) -> StepOutcome:
+        """Run one step's code and return its outcome.
+
+        ``stdin_from_terminal`` lets the step read the session's terminal, and
+        turns terminal echo on while the step runs; otherwise the step's stdin
+        is /dev/null, so ``read`` fails at once and ``cat`` sees end of file.
+        Bytes readable on ``input_fd`` (the operator's terminal in raw mode)
+        are forwarded to the step, Ctrl-C included. A KeyboardInterrupt while
+        the step runs interrupts the step and is reported, not re-raised.
+        """
+        child = self._require_child()
+        with open(
+            self._step_file, "w", encoding="utf-8", errors="surrogateescape"
+        ) as f:
+            f.write(code)
+            if code and not code.endswith("\n"):
+                f.write("\n")
+        line = f". {self._step_file}" + ("" if stdin_from_terminal else " </dev/null")
+        started = time.monotonic()
+        capture = _Capture(MAX_CAPTURE_BYTES)
+
+        def emit(data: bytes) -> None:
+            data = _BRACKETED_PASTE.sub(b"", data)
+            if data:
+                capture.add(data)
+                if on_output is not None:
+                    on_output(data)
+
+        self._send_line(line)
+        if stdin_from_terminal:
+            # The line above was received with echo off, so only the operator's
+            # typing from now on is echoed.
+            child.setecho(True)
+        outcome = StepOutcome(exit_status=None, output=b"", duration=0.0)
+        deadline = None if timeout is None else started + timeout
+        saved_mode = _enter_raw_mode(input_fd)
+        try:
+            status = self._pump(emit, deadline, outcome, input_fd)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            status = None
+        finally:
+            _restore_mode(input_fd, saved_mode)
+        if status is None and not outcome.session_ended:
+            status = self._interrupt(emit, outcome)
+        if stdin_from_terminal and self.alive:
+            child.setecho(False)
+        if not outcome.session_ended:
+            outcome.exit_status = status
+        outcome.output = capture.value()
+        outcome.truncated_bytes = capture.dropped
+        outcome.duration = time.monotonic() - started
+        del child
+        return outcome
+
+    def _wait_for_prompt(self, timeout: float, what: str) -> None:
+        """Discard output up to the next prompt; raise SessionStartError on failure."""
+        seen = bytearray()
+        probe = StepOutcome(exit_status=None, output=b"", duration=0.0)
+        status = self._pump(seen.extend, time.monotonic() + timeout, probe)
+        if status is not None:
+            return
+        tail = bytes(seen[-500:]).decode("utf-8", "replace")
+        if probe.session_ended:
+            reason = f"the shell exited with status {probe.exit_status}"
+        else:
+            reason = f"timed out after {timeout:.0f} s"
+        raise SessionStartError(
+            f"shell {' '.join(self.command)!r} did not show {what}: {reason}; "
+            f"last output: {tail!r}"
+        )
+
+    def _write_step_file(self, code: str) -> None:
+        """Replace the step file's contents; the descriptor stays open between steps."""
+        data = code.encode("utf-8", "surrogateescape")
+        if data and not data.endswith(b"\n"):
+            data += b"\n"
+        if self._step_fd is None:
+            self._step_fd = os.open(
+                self._step_file, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600
+            )
+        os.ftruncate(self._step_fd, 0)
+        os.pwrite(self._step_fd, data, 0)
+
+    def send(self, data: bytes) -> None:
+        """Send bytes the operator typed to the step that is running."""
+        child = self._require_child()
+        child.send(data)
+
+    # --- internals -----------------------------------------------------------------
+
+    def _require_child(self) -> pexpect.spawn:
+        if self._child is None:
+            raise SessionEnded("the shell session is not running; start it first")
+        if self._child.closed or (not self._pending and not self._child.isalive()):
+            raise SessionEnded(
+                f"the shell session has ended (exit status {self._child.exitstatus})"
+            )
+        return self._child
+
+    def _send_line(self, line: str) -> None:
+        assert self._child is not None
+        self._child.send(line.encode() + b"\n")
+
+    def _read(self, timeout: float, input_fd: int | None = None) -> bytes:
+        """Return the next output chunk, b'' on timeout; raise EOF when the shell ends.
+
+        Forwards what arrives on ``input_fd`` to the shell meanwhile.
+        """
+        child = self._child
+        assert child is not None
+        if input_fd is not None:
+            ready, _, _ = select.select([child.child_fd, input_fd], [], [], timeout)
+            if input_fd in ready:
+                typed = os.read(input_fd, 1024)
+                if typed:
+                    child.send(typed)
+                    self._count_ctrl_c(typed)
+            if child.child_fd not in ready:
+                return b""
+            timeout = 0
+        try:
+            return child.read_nonblocking(65536, timeout=timeout)
+        except pexpect.TIMEOUT:
+            return b""
+
+    def _count_ctrl_c(self, typed: bytes) -> None:
+        """Raise KeyboardInterrupt when the operator keeps pressing Ctrl-C.
+
+        A step that ignores the forwarded SIGINT is then interrupted and, after
+        the grace period, killed.
+        """
+        if b"\x03" not in typed:
+            self._ctrl_c_presses = 0
+            return
+        self._ctrl_c_presses += typed.count(b"\x03")
+        if self._ctrl_c_presses >= CTRL_C_ESCALATION:
+            self._ctrl_c_presses = 0
+            raise KeyboardInterrupt
+
+    def _pump(
+        self,
+        emit: OutputCallback,
+        deadline: float | None,
+        outcome: StepOutcome,
+        input_fd: int | None = None,
+    ) -> int | None:
+        """Pass output to ``emit`` until the prompt marker; return the exit status.
+
+        Returns None at the deadline or when the shell ends.
+        """
+        assert self._marker is not None
+        buffer = self._pending
+        while True:
+            match = self._marker.search(buffer)
+            if match:
+                emit(bytes(buffer[: match.start()]))
+                status = int(match.group(1))
+                del buffer[: match.end()]
+                return status
+            # Hold back output from a possible marker start onwards.
+            cut = buffer.rfind(_RS)
+            if cut == -1:
+                cut = len(buffer)
+            if cut:
+                emit(bytes(buffer[:cut]))
+                del buffer[:cut]
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return None
+            wait = 0.2 if deadline is None else min(0.2, deadline - now)
+            try:
+                buffer += self._read(wait, input_fd)
+            except pexpect.EOF:
+                if buffer:
+                    emit(bytes(buffer))
+                    buffer.clear()
+                self._note_shell_ended(outcome)
+                return None
+
+    def _interrupt(self, emit: OutputCallback, outcome: StepOutcome) -> int | None:
+        """Stop the running step: Ctrl-C, then after a grace period kill it.
+
+        The session stays usable when the prompt comes back; when it does not,
+        the shell is declared ended.
+        """
+        if not outcome.interrupted:
+            outcome.timed_out = True
+        child = self._require_child()
+        log.info("interrupting step (Ctrl-C)")
+        child.sendcontrol("c")
+        grace_deadline = time.monotonic() + self.interrupt_grace
+        status = self._pump(emit, grace_deadline, outcome)
+        if status is not None or outcome.session_ended:
+            return status
+        log.warning(
+            "step ignored Ctrl-C for %.1f s; killing its processes",
+            self.interrupt_grace,
+        )
+        outcome.killed = True
+        self._kill_foreground()
+        status = self._pump(emit, time.monotonic() + KILL_GRACE, outcome)
+        if status is None and not outcome.session_ended:
+            log.error("shell did not return to its prompt; ending the session")
+            self.close()
+            outcome.session_ended = True
+        # A killed step has no exit status of its own worth reporting.
+        return None if outcome.killed else status
+
+    def _kill_foreground(self) -> None:
+        """Kill the terminal's foreground process group unless it is the shell."""
+        child = self._require_child()
+        try:
+            group = os.tcgetpgrp(child.child_fd)
+        except OSError:
+            group = -1
+        if group > 0 and group != child.pid:
+            try:
+                os.killpg(group, signal.SIGKILL)
+                return
+            except OSError as error:
+                log.debug("killpg(%s) failed: %s", group, error)
+        # The shell itself is busy (a builtin loop) or the group is remote: Ctrl-\.
+        child.sendcontrol("\\")
+
+    def _note_shell_ended(self, outcome: StepOutcome) -> None:
+        assert self._child is not None
+        self._child.close(force=True)
+        self.exit_status = self._child.exitstatus
+        if self.exit_status is None and self._child.signalstatus is not None:
+            self.exit_status = 128 + self._child.signalstatus
+        outcome.session_ended = True
+        outcome.exit_status = self.exit_status
+        log.info("shell ended with status %s", self.exit_status)
+
+
+def _enter_raw_mode(fd: int | None) -> list[Any] | None:
+    """Put the operator's terminal in raw mode so keys reach the step unchanged."""
+    if fd is None or not os.isatty(fd):
+        return None
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    return saved
+
+
+def _restore_mode(fd: int | None, saved: list[Any] | None) -> None:
+    if fd is not None and saved is not None:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _default_bash_command() -> list[str]:
+    bash = shutil.which("bash") or "/bin/bash"
+    return [bash, "--noprofile", "--norc", "--noediting", "-i"]

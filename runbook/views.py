@@ -1,0 +1,136 @@
+"""Plain-text and JSON views of playbooks and plans, for list, show and dry-run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import variables
+from .plan import Plan, PlannedStep, describe_missing
+from .playbook import Playbook, Section
+
+MASK = "***"
+
+
+def section_tree(playbook: Playbook) -> dict[str, Any]:
+    """Return the section tree as JSON-ready data."""
+    return {
+        "path": playbook.path,
+        "title": playbook.title,
+        "steps": len(playbook.root.all_steps()),
+        "sections": [_section_data(child) for child in playbook.root.children],
+        "warnings": [
+            {"line": warning.line, "message": warning.message}
+            for warning in playbook.warnings
+        ],
+    }
+
+
+def _section_data(section: Section) -> dict[str, Any]:
+    return {
+        "title": section.title,
+        "level": section.level,
+        "slug": section.slug,
+        "path": list(section.path),
+        "line": section.start_line,
+        "own_steps": len(section.steps),
+        "steps": len(section.all_steps()),
+        "children": [_section_data(child) for child in section.children],
+    }
+
+
+def render_tree(playbook: Playbook) -> str:
+    """Return the section tree, one indented line per heading with step counts."""
+    total = len(playbook.root.all_steps())
+    lines = [f"{playbook.path}: {total} step{'s' if total != 1 else ''}"]
+    if playbook.root.steps:
+        lines.append(f"  (before the first heading)  {len(playbook.root.steps)} steps")
+    rows = []
+    for section in playbook.sections():
+        label = "  " * (section.level - 1) + section.title
+        rows.append((label, len(section.all_steps()), section.slug, section.start_line))
+    width = max((len(row[0]) for row in rows), default=0)
+    for label, count, slug, line in rows:
+        steps = f"{count} step{'s' if count != 1 else ''}" if count else "-"
+        lines.append(f"{label.ljust(width)}  {steps:>8}  #{slug}  line {line}")
+    lines.extend(f"warning: line {w.line}: {w.message}" for w in playbook.warnings)
+    return "\n".join(lines) + "\n"
+
+
+def render_step(planned: PlannedStep, total: int, code: str | None = None) -> str:
+    """Return one numbered step: heading path, source line, description, code."""
+    step = planned.step
+    lines = [
+        f"Step {planned.number}/{total}  {' › '.join(step.heading_path)}"
+        f"  (line {step.start_line})"
+    ]
+    if step.name:
+        lines.append(f"  name: {step.name}")
+    if step.description:
+        lines.extend("  " + line for line in step.description.splitlines())
+    body = step.code if code is None else code
+    lines.extend("    " + line for line in body.rstrip("\n").splitlines())
+    if not body.strip():
+        lines.append("    (empty block)")
+    return "\n".join(lines) + "\n"
+
+
+def render_plan(plan: Plan) -> str:
+    """Return every selected step of a plan, for ``runbook show``."""
+    section = plan.section
+    title = " / ".join(section.path) or section.title
+    parts = [
+        f"{title}  ({plan.playbook.path}:{section.start_line}, "
+        f"{plan.total_steps} step{'s' if plan.total_steps != 1 else ''})\n"
+    ]
+    parts.extend("\n" + render_step(p, plan.total_steps) for p in plan.steps)
+    return "".join(parts)
+
+
+def plan_data(plan: Plan) -> dict[str, Any]:
+    """Return the selected steps as JSON-ready data."""
+    return {
+        "playbook": plan.playbook.path,
+        "section": list(plan.section.path),
+        "total_steps": plan.total_steps,
+        "steps": [
+            {
+                "number": p.number,
+                "name": p.step.name,
+                "heading_path": list(p.step.heading_path),
+                "start_line": p.step.start_line,
+                "end_line": p.step.end_line,
+                "language": p.step.language,
+                "description": p.step.description,
+                "code": p.step.code,
+                "attributes": dict(p.step.attributes),
+            }
+            for p in plan.steps
+        ],
+    }
+
+
+def render_dry_run(plan: Plan, missing: list[variables.MissingValue]) -> str:
+    """Return what a run would send to the shell, with placeholder values filled in.
+
+    Values of secret-looking names are shown as ``***``.
+    """
+    shown = {
+        name: MASK if variables.is_secret_name(name) else value
+        for name, value in plan.values.items()
+    }
+    parts = [
+        f"Dry run: nothing is executed. {len(plan.steps)} of {plan.total_steps} "
+        f"steps of {' / '.join(plan.section.path) or plan.section.title!r} "
+        "would run.\n"
+    ]
+    exported = [name for name in shown if name.isidentifier()]
+    if exported:
+        parts.append("Variables exported before the first step:\n")
+        parts.extend(f"  {name}={shown[name]}\n" for name in exported)
+    for planned in plan.steps:
+        code = variables.substitute_placeholders(planned.step.code, shown)
+        parts.append("\n" + render_step(planned, plan.total_steps, code))
+    if missing:
+        parts.append("\nMissing values (a run would ask for them):\n")
+        parts.extend(f"  {describe_missing(plan, item)}\n" for item in missing)
+    return "".join(parts)

@@ -7,10 +7,10 @@ of each and the overhead of ``parse_playbook`` relative to markdown-it-py alone.
 ``parse_playbook`` includes markdown-it-py's parse, so the overhead is the cost
 of building the model.
 
-Run from the repository root:
+Run with runbook installed (``scripts/setup``):
 
-    python -m benchmarks.parse
-    python -m benchmarks.parse --sections 2000 --runs 9 --max-overhead 0.5
+    python3 benchmarks/parse.py
+    python3 benchmarks/parse.py --sections 2000 --runs 9 --max-overhead 0.5
 
 With ``--max-overhead`` the script exits with status 1 when the overhead is
 above that fraction.

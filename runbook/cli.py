@@ -42,7 +42,7 @@ def _complete_section(
 
     from .playbook import load_playbook
 
-    path = ctx.params.get("playbook")
+    path = ctx.params.get("playbook") or _playbook_from_comp_words()
     if not path:
         return []
     try:
@@ -55,6 +55,25 @@ def _complete_section(
         for section in playbook.sections()
         if lowered in section.title.lower()
     ]
+
+
+def _playbook_from_comp_words() -> str | None:
+    """Find the playbook path in the words the shell passes for completion.
+
+    NOTE: click 8.4 resolves no parameters while an option such as
+    ``--section`` still lacks its value, so the words are read directly.
+    """
+    import os
+    import shlex
+
+    try:
+        words = shlex.split(os.environ.get("COMP_WORDS", ""))
+    except ValueError:
+        return None
+    for word in words[2:]:
+        if not word.startswith("-") and os.path.isfile(word):
+            return word
+    return None
 
 
 playbook_argument = click.argument(

@@ -219,6 +219,12 @@ class Runner:
             stopped=state.stopped,
             transcript_path=str(self.transcript.path),
         )
+        log.info(
+            "run of %s finished with exit status %d; transcript %s",
+            self.plan.playbook.path,
+            result.exit_code,
+            self.transcript.path,
+        )
         self.transcript.write(
             "end",
             exit_code=result.exit_code,
@@ -337,6 +343,13 @@ class Runner:
             self.prompter.step_output(live.flush())
         if not self.options.assume_yes:
             self._assigned |= variables.find_assignments(to_run)
+        log.info(
+            "step %d (line %d) finished: %s in %.3f s",
+            planned.number,
+            planned.step.start_line,
+            StepRecord(planned, "run", outcome=outcome).status_text,
+            outcome.duration,
+        )
         self.prompter.step_finished(planned, outcome)
         self.transcript.write(
             "step",

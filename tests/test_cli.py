@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -380,3 +384,59 @@ def test_readme_test_command_matches_ci():
     commands = re.findall(r"^(python3 -m pytest.*)$", readme, re.M)
     assert commands, "README names no test command"
     assert commands[0] in ci.splitlines()
+
+
+# --- hard cases through the whole runner -------------------------------------
+
+
+def test_unclosed_heredoc_not_sent(cli, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    result = cli(
+        "run", DEMO, "-s", "Broken Heredoc", "--yes", "--keep-going",
+        "--transcript", str(transcript),
+    )  # fmt: skip
+    step = records(transcript)[1]
+    assert result.exit_code == 1
+    assert "incomplete input" in result.output
+    assert "next-step-ran" in result.output
+    assert step["exit_status"] is None
+    assert "never closed" in step["output"]
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_raw_output_bytes_in_transcript(cli, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    result = cli(
+        "run", DEMO, "-s", "Raw Output", "--yes", "--transcript", str(transcript)
+    )
+    step = records(transcript)[1]
+    raw = base64.b64decode(step["output_base64"])
+    assert result.exit_code == 0
+    # The terminal turns the step's \n into \r\n, so \r\n arrives as \r\r\n.
+    assert raw == b"bad \xff byte\r\r\n\x1b[32mgreen\x1b[0m no newline"
+    assert step["output"].startswith("bad \ufffd byte")
+
+
+def test_set_e_then_false_ends_run(cli, tmp_path):
+    result = cli("run", DEMO, "-s", "Set E", "--yes")
+    assert result.exit_code == 1
+    assert "shell exited (1)" in result.output
+    assert re.search(r"^3 +not run", result.output, re.M)
+    assert not re.search(r"^unreachable$", result.output, re.M)
+
+
+def test_section_completion_offers_titles():
+    env = dict(
+        os.environ,
+        _RUNBOOK_COMPLETE="bash_complete",
+        COMP_WORDS=f"runbook run {DEMO} --section fail",
+        COMP_CWORD="4",
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "runbook"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert completed.stdout.splitlines() == ["plain,Failing Step"]

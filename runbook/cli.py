@@ -177,6 +177,11 @@ def show_command(playbook: str, section: str | None, output_format: str) -> None
     help="With --yes, go on after a failed step; the exit status is still 1.",
 )
 @click.option(
+    "--allow-destructive",
+    is_flag=True,
+    help="With --yes, run steps marked confirm instead of refusing to start.",
+)
+@click.option(
     "-n",
     "--dry-run",
     is_flag=True,
@@ -233,6 +238,7 @@ def run_command(
     section: str,
     assume_yes: bool,
     keep_going: bool,
+    allow_destructive: bool,
     dry_run: bool,
     step_numbers: Sequence[int],
     from_number: int | None,
@@ -255,11 +261,17 @@ def run_command(
 
     if keep_going and not assume_yes:
         raise click.UsageError("--keep-going only applies with --yes")
+    if allow_destructive and not assume_yes:
+        raise click.UsageError(
+            "--allow-destructive only applies with --yes; interactive runs ask "
+            "before each step marked confirm"
+        )
     request = commands.RunRequest(
         playbook=playbook,
         section=section,
         assume_yes=assume_yes,
         keep_going=keep_going,
+        allow_destructive=allow_destructive,
         dry_run=dry_run,
         step_numbers=step_numbers,
         from_number=from_number,

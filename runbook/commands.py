@@ -22,6 +22,7 @@ class RunRequest:
     section: str | None
     assume_yes: bool = False
     keep_going: bool = False
+    allow_destructive: bool = False
     dry_run: bool = False
     step_numbers: Sequence[int] = ()
     from_number: int | None = None
@@ -95,6 +96,7 @@ def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
     options = RunOptions(
         assume_yes=request.assume_yes,
         keep_going=request.keep_going,
+        allow_destructive=request.allow_destructive,
         timeout=request.timeout,
         mode="yes" if request.assume_yes else "interactive",
     )
@@ -106,7 +108,9 @@ def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
     path = request.transcript or default_transcript_path(plan.section.slug)
     transcript = Transcript(Path(path))
     runner = Runner(plan, prompter, transcript, options)
-    runner.check_values()  # before the transcript exists: nothing ran yet
+    # Before the transcript exists: nothing has run yet.
+    runner.check_destructive()
+    runner.check_values()
     with transcript:
         result = runner.run()
     return result.exit_code

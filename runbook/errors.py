@@ -80,6 +80,10 @@ class NoRunnableSteps(UsageError):
     """The selected playbook or section contains no shell steps."""
 
 
+class DestructiveStepsNeedConsent(UsageError):
+    """``--yes`` would run steps marked ``confirm`` without ``--allow-destructive``."""
+
+
 class StepSelectionError(UsageError):
     """``--step`` or ``--from`` names a step number that does not exist."""
 

@@ -180,6 +180,20 @@ class TerminalPrompter:
                 style="bold red",
             )
 
+    def confirm(self, planned: PlannedStep) -> bool:
+        word = planned.step.name or "run"
+        self.say(
+            f"Step {planned.number} is marked confirm: it may change or destroy "
+            "data.",
+            style="bold yellow",
+        )
+        self.say(f"Type {word!r} to run it, anything else to skip it: ", end="")
+        answer = self._read_line().strip()
+        if answer == word:
+            return True
+        self.say(f"Not confirmed; step {planned.number} skipped.")
+        return False
+
     # --- after a failure ----------------------------------------------------------
 
     def after_failure(self, planned: PlannedStep, outcome: StepOutcome) -> Decision:

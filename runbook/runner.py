@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from . import variables
-from .errors import MissingValues, SessionEnded
+from .errors import DestructiveStepsNeedConsent, MissingValues, SessionEnded
 from .plan import Plan, PlannedStep, describe_missing, find_missing
 from .session import BashSession, StepOutcome
 from .transcript import Masker, StreamMasker, Transcript, output_fields
@@ -113,6 +113,10 @@ class Prompter(Protocol):
 
     def step_finished(self, planned: PlannedStep, outcome: StepOutcome) -> None: ...
 
+    def confirm(self, planned: PlannedStep) -> bool:
+        """Return whether the operator confirmed a step marked ``confirm``."""
+        ...
+
     def after_failure(self, planned: PlannedStep, outcome: StepOutcome) -> Decision:
         """Return RETRY, SKIP, EDIT or QUIT after a failed step."""
         ...
@@ -132,6 +136,7 @@ class RunOptions:
 
     assume_yes: bool = False
     keep_going: bool = False
+    allow_destructive: bool = False
     timeout: float | None = None
     target: str = "local"
     mode: str = "interactive"
@@ -166,6 +171,21 @@ class Runner:
         self._asked: set[str] = set()
         self._assigned: set[str] = set()
 
+    def check_destructive(self) -> None:
+        """Reject a ``--yes`` run of steps marked ``confirm`` without consent."""
+        if not self.options.assume_yes or self.options.allow_destructive:
+            return
+        marked = [p for p in self.plan.steps if p.step.attributes.get("confirm")]
+        if marked:
+            listed = ", ".join(
+                f"{p.number} ({p.label}, line {p.step.start_line})" for p in marked
+            )
+            raise DestructiveStepsNeedConsent(
+                f"steps marked confirm cannot run unattended: {listed}; pass "
+                "--allow-destructive to run them with --yes, or leave them out "
+                "with --step/--from"
+            )
+
     def check_values(self) -> list[variables.MissingValue]:
         """Return the values the plan needs that nobody supplied.
 
@@ -182,6 +202,7 @@ class Runner:
 
     def run(self) -> RunResult:
         """Run the plan; return every step's record and the run's exit status."""
+        self.check_destructive()
         self.check_values()
         self._collect_secrets()
         state = _State(run_all=self.options.assume_yes)
@@ -260,6 +281,9 @@ class Runner:
                     continue
                 code, edited = new_code, True
             break
+        if not self._confirmed(planned):
+            self._record(state, StepRecord(planned, "skip"))
+            return
         while True:
             record.decision = "edit" if edited else "run"
             record.code = code
@@ -278,6 +302,18 @@ class Runner:
                 continue
             break
         self._record(state, record)
+
+    def _confirmed(self, planned: PlannedStep) -> bool:
+        """Return whether a step marked ``confirm`` may run.
+
+        Interactive runs ask the operator to type the step's name; ``--yes``
+        runs only get here with ``--allow-destructive`` (``check_destructive``).
+        """
+        if not planned.step.attributes.get("confirm"):
+            return True
+        if self.options.assume_yes:
+            return self.options.allow_destructive
+        return self.prompter.confirm(planned)
 
     def _after_failure(
         self, state: _State, planned: PlannedStep, outcome: StepOutcome
@@ -341,6 +377,7 @@ class Runner:
                 input_fd=self.prompter.input_fd,
             )
             self.prompter.step_output(live.flush())
+            outcome.expected_status = int(planned.step.attributes.get("expect", 0))
         if not self.options.assume_yes:
             self._assigned |= variables.find_assignments(to_run)
         log.info(

@@ -73,11 +73,13 @@ class StepOutcome:
     killed: bool = False
     session_ended: bool = False
     truncated_bytes: int = 0
+    #: The exit status that counts as success (a step's ``expect`` attribute).
+    expected_status: int = 0
 
     @property
     def succeeded(self) -> bool:
         return (
-            self.exit_status == 0
+            self.exit_status == self.expected_status
             and not self.timed_out
             and not self.interrupted
             and not self.session_ended

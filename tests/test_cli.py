@@ -439,4 +439,49 @@ def test_section_completion_offers_titles():
         text=True,
         timeout=30,
     )
-    assert completed.stdout.splitlines() == ["plain,Failing Step"]
+    assert completed.stdout.splitlines() == [
+        "plain,Failing Step",
+        "plain,Expected Failure",
+    ]
+
+
+# --- step attributes ---------------------------------------------------------
+
+
+def test_expect_attribute_sets_success_status(cli):
+    result = cli("run", DEMO, "-s", "Expected Failure", "--yes")
+    assert result.exit_code == 0
+    assert "Step 1 succeeded" in result.output
+
+
+def test_confirm_step_refused_under_yes(cli, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    result = cli(
+        "run", DEMO, "-s", "Destructive", "--yes", "--transcript", str(transcript)
+    )
+    assert result.exit_code == 2
+    assert "steps marked confirm cannot run unattended: 1 (wipe" in result.output
+    assert "--allow-destructive" in result.output
+    assert not transcript.exists()
+
+
+def test_confirm_step_runs_with_consent(cli):
+    result = cli("run", DEMO, "-s", "Destructive", "--yes", "--allow-destructive")
+    assert result.exit_code == 0
+    assert re.search(r"^wiped$", result.output, re.M)
+
+
+def test_confirm_step_needs_typed_name(cli):
+    typed = cli("run", DEMO, "-s", "Destructive", input="r\nwipe\n")
+    wrong = cli("run", DEMO, "-s", "Destructive", input="r\nyes\n")
+    assert typed.exit_code == 0
+    assert re.search(r"^wiped$", typed.output, re.M)
+    assert wrong.exit_code == 0
+    assert "Not confirmed; step 1 skipped." in wrong.output
+    assert not re.search(r"^wiped$", wrong.output, re.M)
+
+
+def test_allow_destructive_needs_yes(cli):
+    result = cli("run", DEMO, "-s", "Destructive", "--allow-destructive")
+    assert result.exit_code == 2
+    assert "--allow-destructive only applies with --yes" in result.output

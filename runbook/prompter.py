@@ -183,8 +183,7 @@ class TerminalPrompter:
     def confirm(self, planned: PlannedStep) -> bool:
         word = planned.step.name or "run"
         self.say(
-            f"Step {planned.number} is marked confirm: it may change or destroy "
-            "data.",
+            f"Step {planned.number} is marked confirm: it may change or destroy data.",
             style="bold yellow",
         )
         self.say(f"Type {word!r} to run it, anything else to skip it: ", end="")

@@ -115,6 +115,40 @@ class _Capture:
         return bytes(self.head) + note + bytes(self.tail)
 
 
+class _EchoFilter:
+    """Passes output on, minus one leading copy of ``echo`` if it comes first."""
+
+    def __init__(self, echo: bytes, sink: OutputCallback) -> None:
+        self.echo = echo
+        self.sink = sink
+        self.held = b""
+        self.decided = False
+
+    def __call__(self, data: bytes) -> None:
+        if self.decided:
+            self.sink(data)
+            return
+        self.held += data
+        if self.held.startswith(self.echo):
+            rest = self.held[len(self.echo) :]
+            self._decide()
+            if rest:
+                self.sink(rest)
+        elif not self.echo.startswith(self.held):
+            self.flush()
+
+    def flush(self) -> None:
+        """Pass on whatever is held back; no echo is expected after this."""
+        held = self.held
+        self._decide()
+        if held and not self.echo.startswith(held):
+            self.sink(held)
+
+    def _decide(self) -> None:
+        self.decided = True
+        self.held = b""
+
+
 class BashSession:
     """A bash process on a pseudo-terminal that runs steps one after another.
 
@@ -258,18 +292,23 @@ class BashSession:
         started = time.monotonic()
         capture = _Capture(MAX_CAPTURE_BYTES)
 
-        def emit(data: bytes) -> None:
+        def deliver(data: bytes) -> None:
             data = _BRACKETED_PASTE.sub(b"", data)
             if data:
                 capture.add(data)
                 if on_output is not None:
                     on_output(data)
 
+        emit: OutputCallback = deliver
+        echo_filter = None
         self._send_line(line)
         if stdin_from_terminal:
-            # The line above was received with echo off, so only the operator's
-            # typing from now on is echoed.
+            # Echo goes on so that the operator sees what they type. The kernel
+            # may process the line above after this change, and then echoes it
+            # too: the filter drops that copy.
             child.setecho(True)
+            echo_filter = _EchoFilter(line.encode() + b"\r\n", deliver)
+            emit = echo_filter
         outcome = StepOutcome(exit_status=None, output=b"", duration=0.0)
         deadline = None if timeout is None else started + timeout
         saved_mode = _enter_raw_mode(input_fd)
@@ -282,6 +321,8 @@ class BashSession:
             _restore_mode(input_fd, saved_mode)
         if status is None and not outcome.session_ended:
             status = self._interrupt(emit, outcome)
+        if echo_filter is not None:
+            echo_filter.flush()
         if stdin_from_terminal and self.alive:
             child.setecho(False)
         if not outcome.session_ended:

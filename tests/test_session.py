@@ -206,3 +206,41 @@ def test_start_failure_is_clear(tmp_path):
     shell.close()
     assert "exited with status 3" in str(raised.value)
     assert "booting" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([b". /tmp/s\r\n", b"out\r\n"], b"out\r\n"),
+        ([b". /tm", b"p/s\r\nout"], b"out"),
+        ([b". /tmp/s\r\nout"], b"out"),
+        ([b"out\r\n"], b"out\r\n"),
+        ([b". other\r\n"], b". other\r\n"),
+        ([b"o"], b"o"),
+    ],
+)
+def test_echo_filter_drops_one_leading_echo(chunks, expected):
+    from runbook.session import _EchoFilter
+
+    received: list[bytes] = []
+    echo_filter = _EchoFilter(b". /tmp/s\r\n", received.append)
+    for chunk in chunks:
+        echo_filter(chunk)
+    echo_filter.flush()
+    assert b"".join(received) == expected
+
+
+def test_terminal_input_repeatedly(tmp_path):
+    with BashSession(cwd=str(tmp_path)) as shell:
+        for attempt in range(20):
+            reader, writer = os.pipe()
+            os.write(writer, f"answer-{attempt}\n".encode())
+            outcome = shell.run(
+                'read -r NAME; echo "got $NAME"',
+                timeout=10,
+                stdin_from_terminal=True,
+                input_fd=reader,
+            )
+            os.close(reader)
+            os.close(writer)
+            assert text(outcome.output) == f"answer-{attempt}\ngot answer-{attempt}\n"

@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import random
 import re
+import shlex
 import stat
 import subprocess
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -110,53 +113,36 @@ curl -s http://localhost:9090/metrics | grep delivery_queue_depth""",
 _BASH_ERROR = re.compile(
     r"^[^:\n]+: (?:line \d+: )?([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?: ", re.M
 )
-_bash_verdicts: dict[str, set[str]] = {}
 
 
-def bash_unset_names(snippet: str, workdir: Path) -> set[str]:
-    """Return the names whose unset value stops ``snippet`` under ``set -u``.
+@dataclass(frozen=True)
+class BashRun:
+    """What one code did in its subshell: output, errors, status, a guarded rm."""
 
-    bash reports one unbound variable per (sub)shell and stops, so each name
-    it reports is set to 1 and the snippet runs again until bash is content.
-    Results are cached per snippet because several tests ask about each one.
-    """
-    if snippet not in _bash_verdicts:
-        _bash_verdicts[snippet] = _ask_bash(snippet, workdir)
-    return _bash_verdicts[snippet]
+    stdout: str
+    stderr: str
+    returncode: int
+    rm_ran: bool
 
 
-def _ask_bash(snippet: str, workdir: Path) -> set[str]:
-    found: set[str] = set()
-    environment = {"PATH": os.environ["PATH"], "HOME": str(workdir)}
-    for _ in range(30):
-        result = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-c", "set -u\n" + snippet],
-            env=environment | dict.fromkeys(found, "1"),
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=BASH_TIMEOUT,
-        )
-        reported = set(_BASH_ERROR.findall(result.stderr)) - found
-        if not reported:
-            return found
-        found |= reported
-    raise AssertionError(f"bash kept reporting new names for {snippet!r}")
-
-
-@pytest.fixture
-def guarded_bin(tmp_path: Path) -> Path:
-    """Return a directory whose ``rm`` only records that it ran.
+def make_guarded_bin(workdir: Path) -> Path:
+    """Create ``workdir/bin`` whose ``rm`` only leaves the marker ``workdir/rm-ran``.
 
     Values such as ``$(rm -rf /)`` are fed to bash. If quoting ever failed, this
     ``rm`` would run instead of the real one and leave its marker file.
     """
-    directory = tmp_path / "bin"
+    directory = workdir / "bin"
     directory.mkdir()
     fake = directory / "rm"
-    fake.write_text(f"#!/bin/sh\ntouch '{tmp_path}/rm-ran'\nexit 1\n")
+    fake.write_text(f"#!/bin/sh\ntouch '{workdir}/rm-ran'\nexit 1\n")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     return directory
+
+
+@pytest.fixture
+def guarded_bin(tmp_path: Path) -> Path:
+    """Return a ``bin`` directory in ``tmp_path`` whose ``rm`` only leaves a marker."""
+    return make_guarded_bin(tmp_path)
 
 
 def run_bash(
@@ -170,6 +156,96 @@ def run_bash(
         text=True,
         timeout=BASH_TIMEOUT,
     )
+
+
+def run_in_subshells(
+    codes: Sequence[str], workdir: Path, bin_dir: Path | None = None
+) -> list[BashRun]:
+    """Run each code in its own subshell of one bash process, in order.
+
+    One bash for a whole table instead of one per code is what keeps the
+    bash-backed tests fast. Each code runs as ``( eval CODE )`` with stdin from
+    /dev/null, so bash parses it on its own and a code that fails to parse
+    stops only itself. After each code the script writes a NUL-framed record
+    to stdout (the exit status, and whether the fake ``rm`` of
+    ``make_guarded_bin(workdir)`` left its marker) and a NUL to stderr. No code
+    here prints a NUL. The script sets no variables, so the codes see none but
+    bash's own.
+    """
+    marker = shlex.quote(str(workdir / "rm-ran"))
+    script: list[str] = []
+    for index, code in enumerate(codes):
+        script.append(f"( eval {shlex.quote(code)} ) </dev/null; printf '\\0%s\\0' $?")
+        script.append(
+            f"if [ -e {marker} ]; then mv {marker} {marker}.{index}; printf 1; "
+            "else printf 0; fi; printf '\\0'; printf '\\0' >&2"
+        )
+    path = os.environ["PATH"]
+    if bin_dir is not None:
+        path = f"{bin_dir}:{path}"
+    batch = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-c", "\n".join(script)],
+        env={"PATH": path, "HOME": str(workdir)},
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=BASH_TIMEOUT,
+    )
+    assert batch.returncode == 0, batch.stderr
+    fields = batch.stdout.split("\0")
+    errors = batch.stderr.split("\0")
+    assert len(fields) == 3 * len(codes) + 1, batch.stdout
+    assert len(errors) == len(codes) + 1, batch.stderr
+    return [
+        BashRun(
+            stdout=fields[3 * index],
+            stderr=errors[index],
+            returncode=int(fields[3 * index + 1]),
+            rm_ran=fields[3 * index + 2] == "1",
+        )
+        for index in range(len(codes))
+    ]
+
+
+def ask_bash_unset_names(snippets: Sequence[str], workdir: Path) -> dict[str, set[str]]:
+    """Return, per snippet, the names whose unset value stops it under ``set -u``.
+
+    bash reports one unbound variable per (sub)shell and stops, so each name
+    it reports is set to 1 and the snippet runs again until bash is content.
+    Each round runs all the snippets still reporting names in one bash process,
+    so a table costs one process per round rather than one per run.
+    """
+    found: dict[str, set[str]] = {snippet: set() for snippet in snippets}
+    pending = list(found)
+    for _ in range(30):
+        if not pending:
+            return found
+        codes = [
+            "".join(f"export {name}=1\n" for name in sorted(found[snippet]))
+            + "set -u\n"
+            + snippet
+            for snippet in pending
+        ]
+        runs = run_in_subshells(codes, workdir)
+        unsettled = []
+        for snippet, run in zip(pending, runs, strict=True):
+            reported = set(_BASH_ERROR.findall(run.stderr)) - found[snippet]
+            if reported:
+                found[snippet] |= reported
+                unsettled.append(snippet)
+        pending = unsettled
+    raise AssertionError(f"bash kept reporting new names for {pending!r}")
+
+
+def test_subshell_batch_keeps_codes_apart(tmp_path: Path, guarded_bin: Path) -> None:
+    codes = ["echo a; rm -rf x", "echo 'open", "printf 'b\\n\\n'; exit 3", "echo c >&2"]
+    runs = run_in_subshells(codes, tmp_path, guarded_bin)
+    assert [run.stdout for run in runs] == ["a\n", "", "b\n\n", ""]
+    assert [run.returncode for run in runs] == [1, 2, 3, 0]
+    assert [run.rm_ran for run in runs] == [True, False, False, False]
+    assert "unexpected EOF" in runs[1].stderr
+    assert runs[3].stderr == "c\n"
 
 
 def names(references: list[VariableReference]) -> set[str]:
@@ -251,19 +327,26 @@ REFERENCE_CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def bash_unset_names(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """Ask bash once for the whole table; several tests read each verdict."""
+    snippets = [snippet for snippet, _ in REFERENCE_CASES]
+    return ask_bash_unset_names(snippets, tmp_path_factory.mktemp("set-u"))
+
+
 @pytest.mark.parametrize(("snippet", "expected"), REFERENCE_CASES)
 def test_table_agrees_with_bash(
-    snippet: str, expected: set[str], tmp_path: Path
+    snippet: str, expected: set[str], bash_unset_names: dict[str, set[str]]
 ) -> None:
-    assert bash_unset_names(snippet, tmp_path) == expected
+    assert bash_unset_names[snippet] == expected
 
 
 @pytest.mark.parametrize(("snippet", "expected"), REFERENCE_CASES)
 def test_references_cover_bash_expansions(
-    snippet: str, expected: set[str], tmp_path: Path
+    snippet: str, expected: set[str], bash_unset_names: dict[str, set[str]]
 ) -> None:
     found = names(find_variable_references(snippet))
-    bash_names = bash_unset_names(snippet, tmp_path)
+    bash_names = bash_unset_names[snippet]
     assert bash_names <= found
     # A name bash did not complain about is one the snippet assigns first,
     # such as i in for ((i = 0; ...)).
@@ -272,10 +355,10 @@ def test_references_cover_bash_expansions(
 
 @pytest.mark.parametrize(("snippet", "expected"), REFERENCE_CASES)
 def test_missing_values_match_bash(
-    snippet: str, expected: set[str], tmp_path: Path
+    snippet: str, expected: set[str], bash_unset_names: dict[str, set[str]]
 ) -> None:
     missing = {m.name for m in find_missing_values([snippet], {}, {})}
-    assert missing == bash_unset_names(snippet, tmp_path)
+    assert missing == bash_unset_names[snippet]
 
 
 def test_default_word_references_are_optional() -> None:
@@ -539,18 +622,48 @@ SUBSTITUTION_TEMPLATES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def substituted_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str], dict[str, BashRun]]:
+    """Return a function that runs a template with every tricky value in one bash.
+
+    It maps each substituted code to its run, and runs each template once.
+    """
+    workdir = tmp_path_factory.mktemp("substitution")
+    bin_dir = make_guarded_bin(workdir)
+    runs: dict[str, dict[str, BashRun]] = {}
+
+    def run_template(template: str) -> dict[str, BashRun]:
+        if template not in runs:
+            codes = []
+            for value in TRICKY_VALUES:
+                try:
+                    codes.append(substitute_placeholders(template, {"v": value}))
+                except VariableError:
+                    continue  # the test for that value raises the same error
+            results = run_in_subshells(codes, workdir, bin_dir)
+            runs[template] = dict(zip(codes, results, strict=True))
+        return runs[template]
+
+    return run_template
+
+
 @pytest.mark.parametrize("value", TRICKY_VALUES)
 @pytest.mark.parametrize(("template", "expected"), SUBSTITUTION_TEMPLATES)
 def test_substituted_value_printed_exactly(
-    template: str, expected: str, value: str, tmp_path: Path, guarded_bin: Path
+    template: str,
+    expected: str,
+    value: str,
+    substituted_runs: Callable[[str], dict[str, BashRun]],
 ) -> None:
     if value == "" and template == "printf '%s' pre-<v>-post":
         expected = "pre--post"
     code = substitute_placeholders(template, {"v": value})
-    result = run_bash(code, tmp_path, guarded_bin)
+    result = substituted_runs(template)[code]
     assert result.stdout == expected.replace("@V@", value), code
     assert result.returncode == 0, result.stderr
-    assert not (tmp_path / "rm-ran").exists()
+    assert not result.rm_ran
 
 
 def test_substitution_leaves_comments_alone() -> None:

@@ -49,11 +49,13 @@ def _complete_section(
         playbook = load_playbook(path)
     except Exception:  # completion must never print a traceback into the shell
         return []
-    lowered = incomplete.lower()
+    # Slugs, not titles: a completed title with spaces would reach the shell
+    # unquoted and split into several arguments.
+    lowered = incomplete.strip("'\"").lower()
     return [
-        CompletionItem(section.title, help=" / ".join(section.path))
+        CompletionItem(section.slug, help=" / ".join(section.path))
         for section in playbook.sections()
-        if lowered in section.title.lower()
+        if lowered in section.title.lower() or lowered in section.slug
     ]
 
 
@@ -76,6 +78,16 @@ def _playbook_from_comp_words() -> str | None:
     return None
 
 
+def _finite_timeout(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds", ctx, param)
+    return value
+
+
 playbook_argument = click.argument(
     "playbook", type=click.Path(dir_okay=False, path_type=str)
 )
@@ -96,6 +108,8 @@ def main(verbose: int) -> None:
 
         level = logging.DEBUG if verbose > 1 else logging.INFO
         logging.basicConfig(level=level, format="runbook: %(levelname)s: %(message)s")
+        # markdown-it traces every rule it tries at debug level.
+        logging.getLogger("markdown_it").setLevel(logging.WARNING)
 
 
 @main.command("list")
@@ -205,6 +219,7 @@ def show_command(playbook: str, section: str | None, output_format: str) -> None
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
+    callback=_finite_timeout,
     metavar="SECONDS",
     help="Per-step time limit; a step past it is interrupted, then killed. "
     f"Default: none when interactive, {YES_TIMEOUT:.0f} with --yes. A step's "

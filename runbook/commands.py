@@ -111,6 +111,9 @@ def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
     # Before the transcript exists: nothing has run yet.
     runner.check_destructive()
     runner.check_values()
-    with transcript:
+    transcript.open(create_parents=request.transcript is None)
+    try:
         result = runner.run()
+    finally:
+        transcript.close()
     return result.exit_code

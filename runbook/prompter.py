@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from .errors import EditorError
-from .plan import PlannedStep
+from .plan import Plan, PlannedStep
 from .runner import Decision, RunResult, StepRecord
 from .session import StepOutcome
 
@@ -151,8 +151,15 @@ class TerminalPrompter:
 
     # --- while a step runs --------------------------------------------------------
 
-    def step_started(self, planned: PlannedStep, code: str) -> None:
-        if self.assume_yes:
+    def run_started(self, plan: Plan) -> None:
+        for warning in plan.playbook.warnings:
+            self.say(
+                f"warning: {plan.playbook.path}:{warning.line}: {warning.message}",
+                style="yellow",
+            )
+
+    def step_started(self, planned: PlannedStep, code: str, announce: bool) -> None:
+        if announce:
             self.show_step(planned, code)
         self.stdout.flush()
 
@@ -277,6 +284,7 @@ def summary_lines(records: Sequence[StepRecord]) -> list[str]:
 
 def _summary_table(records: Sequence[StepRecord]) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="Summary", title_justify="left")
     for column in ("step", "decision", "exit status", "duration", "command"):
@@ -284,12 +292,13 @@ def _summary_table(records: Sequence[StepRecord]) -> Any:
     for record in records:
         duration = "-" if record.duration is None else f"{record.duration:.3f} s"
         style = "red" if record.failed else None
+        # Text cells: commands are shown as written, never read as rich markup.
         table.add_row(
-            str(record.planned.number),
-            record.decision,
-            record.status_text,
-            duration,
-            _shorten(record.planned.label, 50),
+            Text(str(record.planned.number)),
+            Text(record.decision),
+            Text(record.status_text),
+            Text(duration),
+            Text(_shorten(record.planned.label, 50)),
             style=style,
         )
     return table

@@ -7,11 +7,16 @@ writes every decision and result to the transcript as it happens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
-from collections.abc import Callable, Iterable
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import FrameType
 from typing import Protocol
 
 from . import variables
@@ -26,6 +31,8 @@ EXIT_OK = 0
 EXIT_STEP_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: Seconds between ``output`` records while a step runs.
+PARTIAL_OUTPUT_SECONDS = 1.0
 
 
 class Decision(StrEnum):
@@ -60,6 +67,8 @@ class StepRecord:
         outcome = self.outcome
         if outcome is None:
             return "-"
+        if outcome.session_ended and outcome.exit_status is None:
+            return "shell lost (no prompt)"
         if outcome.session_ended:
             return f"shell exited ({outcome.exit_status})"
         if outcome.timed_out:
@@ -107,7 +116,13 @@ class Prompter(Protocol):
         """Return a value for a placeholder or variable, None to leave it unset."""
         ...
 
-    def step_started(self, planned: PlannedStep, code: str) -> None: ...
+    def run_started(self, plan: Plan) -> None:
+        """Show what the run is about to do, with the playbook's parse warnings."""
+        ...
+
+    def step_started(self, planned: PlannedStep, code: str, announce: bool) -> None:
+        """Show that a step starts; ``announce`` shows the step itself first."""
+        ...
 
     def step_output(self, data: bytes) -> None: ...
 
@@ -170,6 +185,9 @@ class Runner:
         self.masker: Masker = transcript.masker
         self._asked: set[str] = set()
         self._assigned: set[str] = set()
+        self._current: StepRecord | None = None
+        #: The signal number when SIGTERM or SIGHUP stopped the run.
+        self.terminated_by: int | None = None
 
     def check_destructive(self) -> None:
         """Reject a ``--yes`` run of steps marked ``confirm`` without consent."""
@@ -201,7 +219,11 @@ class Runner:
         return missing
 
     def run(self) -> RunResult:
-        """Run the plan; return every step's record and the run's exit status."""
+        """Run the plan; return every step's record and the run's exit status.
+
+        SIGTERM and SIGHUP stop the run like Ctrl-C: the step in progress is
+        interrupted and recorded, and the transcript gets its end record.
+        """
         self.check_destructive()
         self.check_values()
         self._collect_secrets()
@@ -215,28 +237,12 @@ class Runner:
             target=self.options.target,
             mode=self.options.mode,
         )
-        try:
-            self.session = self.session_factory()
-            self.session.start()
-            self._export_values(self.plan.values.keys())
-            for position, planned in enumerate(self.plan.steps, 1):
-                if state.stopped:
-                    self._record(state, StepRecord(planned, "not run"))
-                    continue
-                self._run_step(state, planned, position)
-        except KeyboardInterrupt:
-            state.interrupted = True
-            state.stopped = state.stopped or "interrupted by the operator"
-            done = {r.planned.number for r in state.records}
-            for planned in self.plan.steps:
-                if planned.number not in done:
-                    self._record(state, StepRecord(planned, "not run"))
-        finally:
-            if self.session is not None:
-                self.session.close()
+        self.prompter.run_started(self.plan)
+        with _signals_as_interrupts(self):
+            self._run_steps(state)
         result = RunResult(
             records=state.records,
-            exit_code=_exit_code(state),
+            exit_code=_exit_code(state, self.terminated_by),
             stopped=state.stopped,
             transcript_path=str(self.transcript.path),
         )
@@ -255,11 +261,43 @@ class Runner:
         self.prompter.finished(result)
         return result
 
+    def _run_steps(self, state: _State) -> None:
+        """Start the shell and run each planned step; record what did not run."""
+        try:
+            self.session = self.session_factory()
+            self.session.start()
+            self._export_values(self.plan.values.keys())
+            for position, planned in enumerate(self.plan.steps, 1):
+                if state.stopped:
+                    self._record(state, StepRecord(planned, "not run"))
+                    continue
+                self._run_step(state, planned, position)
+        except KeyboardInterrupt:
+            state.interrupted = True
+            state.stopped = state.stopped or self._interrupt_reason()
+            current = self._current
+            if current is not None and current.outcome is not None:
+                self._record(state, current)
+            done = {r.planned.number for r in state.records}
+            for planned in self.plan.steps:
+                if planned.number not in done:
+                    self._record(state, StepRecord(planned, "not run"))
+        finally:
+            self._current = None
+            if self.session is not None:
+                self.session.close()
+
+    def _interrupt_reason(self) -> str:
+        if self.terminated_by is not None:
+            return f"terminated by {signal.Signals(self.terminated_by).name}"
+        return "interrupted by the operator"
+
     # --- one step ----------------------------------------------------------
 
     def _run_step(self, state: _State, planned: PlannedStep, position: int) -> None:
         code = planned.step.code
         record = StepRecord(planned, "run", code)
+        self._current = record
         edited = False
         while True:
             decision = Decision.RUN
@@ -288,7 +326,7 @@ class Runner:
             record.decision = "edit" if edited else "run"
             record.code = code
             record.attempts += 1
-            outcome = self._execute(planned, code)
+            outcome = self._execute(planned, code, edited, announce=state.run_all)
             record.outcome = outcome
             if outcome.succeeded:
                 break
@@ -302,6 +340,7 @@ class Runner:
                 continue
             break
         self._record(state, record)
+        self._current = None
 
     def _confirmed(self, planned: PlannedStep) -> bool:
         """Return whether a step marked ``confirm`` may run.
@@ -335,6 +374,10 @@ class Runner:
                 return Decision.SKIP
             state.stopped = f"operator quit after step {planned.number} ended the shell"
             return Decision.QUIT
+        if self.terminated_by is not None:
+            state.interrupted = True
+            state.stopped = self._interrupt_reason()
+            return Decision.QUIT
         if self.options.assume_yes:
             if outcome.interrupted:
                 state.interrupted = True
@@ -350,8 +393,13 @@ class Runner:
             state.stopped = f"operator quit after step {planned.number} failed"
         return choice
 
-    def _execute(self, planned: PlannedStep, code: str) -> StepOutcome:
-        """Fill in values, run the code in the session and return the outcome."""
+    def _execute(
+        self, planned: PlannedStep, code: str, edited: bool, announce: bool
+    ) -> StepOutcome:
+        """Fill in values, run the code in the session and return the outcome.
+
+        ``announce`` shows the step first, for runs where no prompt showed it.
+        """
         assert self.session is not None
         self._ask_missing(planned, code)
         to_run = code
@@ -361,22 +409,26 @@ class Runner:
         heredoc = None
         if "<<" in to_run:
             heredoc = variables.find_unterminated_heredoc(to_run)
-        self.prompter.step_started(planned, to_run)
+        self.prompter.step_started(planned, self.masker.text(to_run), announce)
         if heredoc is not None:
             outcome = _incomplete_input(heredoc)
             self.prompter.step_output(outcome.output)
         else:
             if not self.session.alive:
                 raise SessionEnded("the shell session has ended")
-            live = StreamMasker(self.masker)
+            self.transcript.write(
+                "started", step=planned.number, line=planned.step.start_line,
+                command=to_run,
+            )  # fmt: skip
+            live = _LiveOutput(self, planned.number)
             outcome = self.session.run(
                 to_run,
                 timeout=timeout,
                 stdin_from_terminal=self.prompter.steps_read_terminal,
-                on_output=lambda data: self.prompter.step_output(live.feed(data)),
+                on_output=live.feed,
                 input_fd=self.prompter.input_fd,
             )
-            self.prompter.step_output(live.flush())
+            live.flush()
             outcome.expected_status = int(planned.step.attributes.get("expect", 0))
         if not self.options.assume_yes:
             self._assigned |= variables.find_assignments(to_run)
@@ -395,7 +447,7 @@ class Runner:
             heading_path=list(planned.step.heading_path),
             line=planned.step.start_line,
             command=to_run,
-            edited=to_run != planned.step.code,
+            edited=edited,
             exit_status=outcome.exit_status,
             timed_out=outcome.timed_out,
             interrupted=outcome.interrupted,
@@ -468,6 +520,67 @@ class Runner:
             )
 
 
+class _LiveOutput:
+    """Output of a running step on its way to the operator and the transcript.
+
+    Secrets are masked before anything is shown. Output of a step that runs
+    longer than PARTIAL_OUTPUT_SECONDS is also written as ``output`` records
+    at that interval, so a run killed mid-step keeps what the step printed.
+    """
+
+    def __init__(self, runner: Runner, step_number: int) -> None:
+        self.runner = runner
+        self.step_number = step_number
+        self.masking = StreamMasker(runner.masker)
+        self.pending = bytearray()
+        self.last_write = time.monotonic()
+
+    def feed(self, data: bytes) -> None:
+        shown = self.masking.feed(data)
+        if shown:
+            self.runner.prompter.step_output(shown)
+            self.pending += shown
+        if (
+            self.pending
+            and time.monotonic() - self.last_write >= PARTIAL_OUTPUT_SECONDS
+        ):
+            self._write_partial()
+
+    def flush(self) -> None:
+        self.runner.prompter.step_output(self.masking.flush())
+
+    def _write_partial(self) -> None:
+        self.runner.transcript.write(
+            "output",
+            step=self.step_number,
+            **output_fields(bytes(self.pending), Masker()),
+        )
+        self.pending.clear()
+        self.last_write = time.monotonic()
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts(runner: Runner) -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into KeyboardInterrupt while the run lasts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        runner.terminated_by = signum
+        raise KeyboardInterrupt
+
+    previous = {
+        number: signal.signal(number, interrupt)
+        for number in (signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _incomplete_input(heredoc: tuple[str, int]) -> StepOutcome:
     delimiter, line = heredoc
     message = (
@@ -478,7 +591,9 @@ def _incomplete_input(heredoc: tuple[str, int]) -> StepOutcome:
     return StepOutcome(exit_status=None, output=message.encode(), duration=0.0)
 
 
-def _exit_code(state: _State) -> int:
+def _exit_code(state: _State, terminated_by: int | None) -> int:
+    if terminated_by is not None:
+        return 128 + terminated_by
     if state.interrupted:
         return EXIT_INTERRUPTED
     if any(r.failed for r in state.records):

@@ -49,6 +49,7 @@ CTRL_C_ESCALATION = 3
 #: Output kept per step in memory; the middle of longer output is dropped.
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024
 
+_WORKDIR_PREFIX = "runbook."
 _RS = b"\x1e"  # ASCII record separator: starts the prompt marker
 _US = b"\x1f"  # ASCII unit separator: ends it
 _BRACKETED_PASTE = re.compile(rb"\x1b\[\?2004[hl]")
@@ -152,9 +153,9 @@ class _EchoFilter:
 class BashSession:
     """A bash process on a pseudo-terminal that runs steps one after another.
 
-    ``command`` starts the shell; the default is the local bash. Other targets
-    pass a command that opens a shell elsewhere (``docker exec -it ...``) and
-    set ``local=False``, which makes steps travel through the terminal.
+    ``command`` starts the shell; the default is the local bash with no rc
+    files. The step file is written on this machine, so the shell must be able
+    to read it: a local bash.
     """
 
     def __init__(
@@ -180,6 +181,7 @@ class BashSession:
         self._pending = bytearray()
         self._step_fd: int | None = None
         self._ctrl_c_presses = 0
+        self._ctrl_c_forwarded = False
         self.exit_status: int | None = None
 
     # --- lifecycle ------------------------------------------------------------
@@ -194,14 +196,25 @@ class BashSession:
         self._marker = re.compile(
             re.escape(_RS + b"RB" + self._nonce + b":") + rb"(\d+)" + re.escape(_US)
         )
-        self._workdir = tempfile.mkdtemp(prefix="runbook.")
+        base = _workdir_base()
+        _remove_stale_workdirs(base)
+        self._workdir = tempfile.mkdtemp(
+            prefix=f"{_WORKDIR_PREFIX}{os.getpid()}.", dir=base
+        )
         self._step_file = os.path.join(self._workdir, "step")
         env = dict(self.env)
         # bash honours PS1/PS2 from the environment when it reads no rc file.
         # The init line below stops exporting them to the step's commands.
-        env["PS1"] = "\\036RB" + self._nonce.decode() + ":$?\\037"
+        prompt = "\\036RB" + self._nonce.decode() + ":$?\\037"
+        env["PS1"] = prompt
         env["PS2"] = ""
-        env.pop("PROMPT_COMMAND", None)
+        # Restored before every prompt, so a step that sets PS1 (or sources a
+        # bashrc that does) cannot hide the marker; the init line makes
+        # PROMPT_COMMAND itself read-only. bash keeps $? across PROMPT_COMMAND
+        # (checked with bash 5.2).
+        # NOTE: a step that turns on line editing (set -o vi, set -o emacs)
+        # makes bash skip its next prompt, so that step ends by its timeout.
+        env["PROMPT_COMMAND"] = f"PS1='{prompt}'; PS2="
         env.setdefault("TERM", "xterm-256color")
         try:
             self._child = pexpect.spawn(
@@ -225,7 +238,10 @@ class BashSession:
         self._wait_for_prompt(self.start_timeout, "the shell's first prompt")
         # No history file: steps may contain secrets.
         # No `!` history expansion on the one line runbook types per step.
-        init = "export -n PS1 PS2; unset HISTFILE; set +o history +H"
+        init = (
+            "export -n PS1 PS2 PROMPT_COMMAND; readonly PROMPT_COMMAND; "
+            "unset HISTFILE; set +o history +H"
+        )
         self._send_line(init)
         self._wait_for_prompt(self.start_timeout, "the shell to take its settings")
         log.debug("shell started: %s (pid %s)", self.command, self._child.pid)
@@ -236,7 +252,9 @@ class BashSession:
         if child is not None:
             if child.isalive():
                 try:
-                    child.sendline("exit 0")
+                    # Background jobs of the steps get SIGHUP, as when a
+                    # terminal closes, instead of outliving the run.
+                    child.sendline("kill -HUP $(jobs -p) 2>/dev/null; exit 0")
                     child.expect(pexpect.EOF, timeout=1)
                 except (pexpect.ExceptionPexpect, OSError):
                     pass
@@ -274,6 +292,8 @@ class BashSession:
     ) -> StepOutcome:
         """Run one step's code and return its outcome.
 
+        ``on_output`` gets the output as it arrives, and ``b""`` about every
+        0.2 s while the step is silent.
         ``stdin_from_terminal`` lets the step read the session's terminal, and
         turns terminal echo on while the step runs; otherwise the step's stdin
         is /dev/null, so ``read`` fails at once and ``cat`` sees end of file.
@@ -282,22 +302,17 @@ class BashSession:
         the step runs interrupts the step and is reported, not re-raised.
         """
         child = self._require_child()
-        with open(
-            self._step_file, "w", encoding="utf-8", errors="surrogateescape"
-        ) as f:
-            f.write(code)
-            if code and not code.endswith("\n"):
-                f.write("\n")
+        self._write_step_file(code)
         line = f". {self._step_file}" + ("" if stdin_from_terminal else " </dev/null")
         started = time.monotonic()
         capture = _Capture(MAX_CAPTURE_BYTES)
 
         def deliver(data: bytes) -> None:
-            data = _BRACKETED_PASTE.sub(b"", data)
             if data:
+                data = _BRACKETED_PASTE.sub(b"", data)
                 capture.add(data)
-                if on_output is not None:
-                    on_output(data)
+            if on_output is not None:
+                on_output(data)
 
         emit: OutputCallback = deliver
         echo_filter = None
@@ -311,22 +326,30 @@ class BashSession:
             emit = echo_filter
         outcome = StepOutcome(exit_status=None, output=b"", duration=0.0)
         deadline = None if timeout is None else started + timeout
+        self._ctrl_c_presses = 0
+        self._ctrl_c_forwarded = False
+        # Raw mode lasts until the step is over, interrupt included, so that
+        # a Ctrl-C typed meanwhile reaches the step, never runbook itself.
         saved_mode = _enter_raw_mode(input_fd)
         try:
-            status = self._pump(emit, deadline, outcome, input_fd)
-        except KeyboardInterrupt:
-            outcome.interrupted = True
-            status = None
+            try:
+                status = self._pump(emit, deadline, outcome, input_fd)
+            except KeyboardInterrupt:
+                outcome.interrupted = True
+                status = None
+            if status is None and not outcome.session_ended:
+                status = self._interrupt(emit, outcome)
         finally:
             _restore_mode(input_fd, saved_mode)
-        if status is None and not outcome.session_ended:
-            status = self._interrupt(emit, outcome)
+        if self._ctrl_c_forwarded:
+            outcome.interrupted = True
         if echo_filter is not None:
             echo_filter.flush()
         if stdin_from_terminal and self.alive:
             child.setecho(False)
         if not outcome.session_ended:
             outcome.exit_status = status
+        self._clear_step_file()
         outcome.output = capture.value()
         outcome.truncated_bytes = capture.dropped
         outcome.duration = time.monotonic() - started
@@ -361,6 +384,11 @@ class BashSession:
             )
         os.ftruncate(self._step_fd, 0)
         os.pwrite(self._step_fd, data, 0)
+
+    def _clear_step_file(self) -> None:
+        """Empty the step file once bash has run it: it may hold secrets."""
+        if self._step_fd is not None:
+            os.ftruncate(self._step_fd, 0)
 
     def send(self, data: bytes) -> None:
         """Send bytes the operator typed to the step that is running."""
@@ -413,6 +441,7 @@ class BashSession:
         if b"\x03" not in typed:
             self._ctrl_c_presses = 0
             return
+        self._ctrl_c_forwarded = True
         self._ctrl_c_presses += typed.count(b"\x03")
         if self._ctrl_c_presses >= CTRL_C_ESCALATION:
             self._ctrl_c_presses = 0
@@ -450,7 +479,10 @@ class BashSession:
                 return None
             wait = 0.2 if deadline is None else min(0.2, deadline - now)
             try:
-                buffer += self._read(wait, input_fd)
+                chunk = self._read(wait, input_fd)
+                if not chunk:
+                    emit(b"")  # an idle tick, so callers can flush
+                buffer += chunk
             except pexpect.EOF:
                 if buffer:
                     emit(bytes(buffer))
@@ -470,7 +502,11 @@ class BashSession:
         log.info("interrupting step (Ctrl-C)")
         child.sendcontrol("c")
         grace_deadline = time.monotonic() + self.interrupt_grace
-        status = self._pump(emit, grace_deadline, outcome)
+        try:
+            status = self._pump(emit, grace_deadline, outcome)
+        except KeyboardInterrupt:
+            # The operator pressed Ctrl-C again: kill without waiting longer.
+            status = None
         if status is not None or outcome.session_ended:
             return status
         log.warning(
@@ -524,8 +560,53 @@ def _enter_raw_mode(fd: int | None) -> list[Any] | None:
 
 
 def _restore_mode(fd: int | None, saved: list[Any] | None) -> None:
+    """Leave raw mode, discarding keys typed but not yet read (stray Ctrl-C)."""
     if fd is not None and saved is not None:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+
+
+def _workdir_base() -> str:
+    """Return /dev/shm when writable, else the temporary directory.
+
+    Step files may hold secrets, and in /dev/shm (a tmpfs on Linux) they never
+    reach a disk; writing there is also faster.
+    """
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return tempfile.gettempdir()
+
+
+def _remove_stale_workdirs(base: str) -> None:
+    """Remove step directories left by runbook processes that no longer exist.
+
+    A run killed with SIGKILL cannot clean up, and its step file may hold
+    secrets. Directory names carry the owning process id.
+    """
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(_WORKDIR_PREFIX):
+            continue
+        owner = name[len(_WORKDIR_PREFIX) :].split(".", 1)[0]
+        if not owner.isdigit() or _process_exists(int(owner)):
+            continue
+        path = os.path.join(base, name)
+        if os.path.isdir(path) and os.stat(path).st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("removed %s, left by a runbook process that ended", path)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _default_bash_command() -> list[str]:

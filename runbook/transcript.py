@@ -127,10 +127,17 @@ class Transcript:
         self.masker = masker or Masker()
         self._file: IO[str] | None = None
 
-    def open(self) -> None:
+    def open(self, create_parents: bool = False) -> None:
+        """Open for appending; the file is readable by its owner only.
+
+        ``create_parents`` makes missing directories, for the default location;
+        a path the operator named must be in a directory that exists.
+        """
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            if create_parents:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115
         except OSError as error:
             raise TranscriptError(
                 f"cannot write transcript {str(self.path)!r}: {error.strerror}; "

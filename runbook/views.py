@@ -63,8 +63,14 @@ def render_step(planned: PlannedStep, total: int, code: str | None = None) -> st
         f"Step {planned.number}/{total}  {' › '.join(step.heading_path)}"
         f"  (line {step.start_line})"
     ]
+    shown = {k: v for k, v in step.attributes.items() if k != "name"}
     if step.name:
         lines.append(f"  name: {step.name}")
+    if shown:
+        described = ", ".join(
+            key if value is True else f"{key}={value}" for key, value in shown.items()
+        )
+        lines.append(f"  attributes: {described}")
     if step.description:
         lines.extend("  " + line for line in step.description.splitlines())
     body = step.code if code is None else code
@@ -83,7 +89,11 @@ def render_plan(plan: Plan) -> str:
         f"{plan.total_steps} step{'s' if plan.total_steps != 1 else ''})\n"
     ]
     parts.extend("\n" + render_step(p, plan.total_steps) for p in plan.steps)
-    return "".join(parts)
+    parts.extend(
+        f"\nwarning: {plan.playbook.path}:{w.line}: {w.message}"
+        for w in plan.playbook.warnings
+    )
+    return "".join(parts) + ("\n" if plan.playbook.warnings else "")
 
 
 def plan_data(plan: Plan) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def test_yes_runs_all_and_keeps_state(cli, tmp_path):
     assert "nested-ok" in result.output
     assert re.search(r"^3 +run +0 ", result.output, re.M)
     kinds = [r["type"] for r in records(transcript)]
-    assert kinds == ["start", "step", "step", "step", "end"]
+    assert kinds == ["start", *["started", "step"] * 3, "end"]
 
 
 def test_yes_stops_at_first_failure(cli, tmp_path):
@@ -184,7 +184,7 @@ def test_timeout_fails_step_and_run_goes_on(cli, tmp_path):
     assert result.exit_code == 1
     assert "timed out" in result.output
     assert "after-slow" in result.output
-    step = records(transcript)[1]
+    step = records(transcript)[2]
     assert step["timed_out"] is True
     assert step["output"].startswith("slow-started")
 
@@ -299,7 +299,12 @@ def test_interactive_skip_run_quit(cli, tmp_path):
     assert re.search(r"^in \S+ with $", result.output, re.M)
     assert not re.search(r"^nested-ok$", result.output, re.M)
     decisions = [(r["type"], r.get("decision")) for r in records(transcript)[1:-1]]
-    assert decisions == [("decision", "skip"), ("step", None), ("decision", "quit")]
+    assert decisions == [
+        ("decision", "skip"),
+        ("started", None),
+        ("step", None),
+        ("decision", "quit"),
+    ]
 
 
 def test_interactive_invalid_answer_asks_again(cli):
@@ -359,7 +364,7 @@ def test_edit_runs_edited_code(cli, tmp_path, monkeypatch):
     result = cli(
         "run", DEMO, "-s", "Nested Check", "--transcript", str(transcript), input="e\n"
     )
-    step = records(transcript)[1]
+    step = records(transcript)[2]
     assert result.exit_code == 0
     assert "edited-ok" in result.output
     assert step["edited"] is True
@@ -397,6 +402,7 @@ def test_unclosed_heredoc_not_sent(cli, tmp_path):
     )  # fmt: skip
     step = records(transcript)[1]
     assert result.exit_code == 1
+    assert step["type"] == "step"
     assert "incomplete input" in result.output
     assert "next-step-ran" in result.output
     assert step["exit_status"] is None
@@ -409,7 +415,7 @@ def test_raw_output_bytes_in_transcript(cli, tmp_path):
     result = cli(
         "run", DEMO, "-s", "Raw Output", "--yes", "--transcript", str(transcript)
     )
-    step = records(transcript)[1]
+    step = records(transcript)[2]
     raw = base64.b64decode(step["output_base64"])
     assert result.exit_code == 0
     # The terminal turns the step's \n into \r\n, so \r\n arrives as \r\r\n.
@@ -440,8 +446,8 @@ def test_section_completion_offers_titles():
         timeout=30,
     )
     assert completed.stdout.splitlines() == [
-        "plain,Failing Step",
-        "plain,Expected Failure",
+        "plain,failing-step",
+        "plain,expected-failure",
     ]
 
 
@@ -485,3 +491,97 @@ def test_allow_destructive_needs_yes(cli):
     result = cli("run", DEMO, "-s", "Destructive", "--allow-destructive")
     assert result.exit_code == 2
     assert "--allow-destructive only applies with --yes" in result.output
+
+
+def test_run_all_still_shows_each_step(cli):
+    result = cli("run", DEMO, "-s", "Happy Path", input="a\n")
+    assert result.exit_code == 0
+    assert "Step 2/3  Demo › Happy Path" in result.output
+    assert "Step 3/3  Demo › Happy Path › Nested Check" in result.output
+
+
+def test_secret_placeholder_masked_in_listing(cli, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    result = cli(
+        "run", DEMO, "-s", "Secret Placeholder", "--yes",
+        "--var", "db-password=pw-secret-0", "--transcript", str(transcript),
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert "pw-secret-0" not in result.output
+    assert 'echo "connecting with ***"' in result.output
+    assert "pw-secret-0" not in transcript.read_text()
+
+
+def test_substitution_alone_is_not_an_edit(cli, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    cli(
+        "run", DEMO, "-s", "Uses Placeholder", "--yes", "--var", "server-ip=h1",
+        "--transcript", str(transcript),
+    )  # fmt: skip
+    step = records(transcript)[2]
+    assert step["command"] == 'echo "target is h1"\n'
+    assert step["edited"] is False
+
+
+def test_timeout_must_be_finite(cli):
+    result = cli("run", DEMO, "-s", "Happy Path", "--yes", "--timeout", "nan")
+    assert result.exit_code == 2
+    assert "nan is not a number of seconds" in result.output
+
+
+def test_transcript_in_missing_directory(cli, tmp_path):
+    target = tmp_path / "absent" / "t.jsonl"
+    result = cli("run", DEMO, "-s", "Happy Path", "--yes", "--transcript", str(target))
+    assert result.exit_code == 1
+    assert "cannot write transcript" in result.output
+    assert not target.parent.exists()
+
+
+def test_transcript_private_to_owner(cli, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    cli("run", DEMO, "-s", "Nested Check", "--yes", "--transcript", str(transcript))
+    assert stat.S_IMODE(transcript.stat().st_mode) == 0o600
+
+
+def test_show_lists_step_attributes(cli):
+    result = cli("show", DEMO, "--section", "Destructive")
+    assert result.exit_code == 0
+    assert "  name: wipe" in result.output
+    assert "  attributes: confirm" in result.output
+
+
+def test_sigterm_records_step_and_end(tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "run", DEMO, "-s", "Killed Midway",
+         "--yes", "--transcript", str(transcript)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: '"output": "second-started' in _text(transcript), 20)
+        process.terminate()
+        assert process.wait(timeout=20) == 143
+    finally:
+        process.kill()
+    found = records(transcript)
+    step = [r for r in found if r["type"] == "step"][-1]
+    assert step["step"] == 2
+    assert step["interrupted"] is True
+    assert found[-1]["type"] == "end"
+    assert found[-1]["stopped"] == "terminated by SIGTERM"
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def wait_for(condition, seconds: float) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {seconds} s")
+        time.sleep(0.05)

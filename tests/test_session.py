@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -244,3 +245,74 @@ def test_terminal_input_repeatedly(tmp_path):
             os.close(reader)
             os.close(writer)
             assert text(outcome.output) == f"answer-{attempt}\ngot answer-{attempt}\n"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "PS1='$ '",
+        "unset PS1",
+        "PS2='> '",
+        "PS1='\\u@\\h:\\w\\$ '; PROMPT_COMMAND='echo hi'",
+        "unset PROMPT_COMMAND",
+    ],
+)
+def test_step_changing_prompt_keeps_session(session, code):
+    changed = session.run(code, timeout=5)
+    after = session.run("echo still-here; (exit 4)", timeout=5)
+    assert not changed.timed_out
+    assert not changed.session_ended
+    assert after.exit_status == 4
+    assert b"still-here" in after.output
+
+
+def test_step_file_emptied_after_step(session):
+    session.run("export TOKEN=abc123secret")
+    step_file = Path(session._step_file)
+    assert step_file.read_bytes() == b""
+
+
+def test_stale_workdir_removed(tmp_path):
+    import subprocess
+
+    from runbook.session import _workdir_base
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    stale = Path(_workdir_base()) / f"runbook.{finished.pid}.test"
+    stale.mkdir()
+    (stale / "step").write_text("export SECRET=left-behind\n")
+    with BashSession():
+        assert not stale.exists()
+
+
+def test_background_jobs_hung_up_at_close(tmp_path):
+    pid_file = tmp_path / "pid"
+    with BashSession(cwd=str(tmp_path)) as shell:
+        shell.run(f"sleep 300 & echo $! > {pid_file}")
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_forwarded_ctrl_c_marks_interrupted(tmp_path):
+    import threading
+
+    reader, writer = os.pipe()
+    threading.Timer(0.5, os.write, (writer, b"\x03")).start()
+    with BashSession(cwd=str(tmp_path)) as shell:
+        outcome = shell.run(
+            "sleep 20", timeout=10, stdin_from_terminal=True, input_fd=reader
+        )
+    os.close(reader)
+    os.close(writer)
+    assert outcome.interrupted
+    assert outcome.exit_status == 130
+    assert not outcome.timed_out

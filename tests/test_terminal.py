@@ -109,3 +109,15 @@ def test_quit_at_first_prompt(spawn):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_summary_shows_brackets_literally(spawn):
+    child = spawn("--section", "Brackets")
+    child.expect_exact(PROMPT)
+    child.send("r\r")
+    child.expect_exact("Summary")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert "Traceback" not in (child.before or "")
+    assert "[/] and [bold]not" in (child.before or "")
+    assert child.exitstatus == 0

@@ -128,7 +128,7 @@ def test_killed_run_keeps_records(tmp_path):
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if path.exists() and path.read_text().count("\n") >= 2:
+            if path.exists() and '"output": "second-started' in path.read_text():
                 break
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
@@ -139,6 +139,10 @@ def test_killed_run_keeps_records(tmp_path):
         if process.stdout:
             process.stdout.close()
     records = list(read_transcript(path))
-    assert [r["type"] for r in records] == ["start", "step"]
-    assert records[1]["output"] == "first-done\r\n"
-    assert records[1]["exit_status"] == 0
+    kinds = [r["type"] for r in records]
+    # The output record of step 2 is written while it runs.
+    assert kinds == ["start", "started", "step", "started", "output"]
+    assert records[2]["output"] == "first-done\r\n"
+    assert records[2]["exit_status"] == 0
+    assert records[3]["command"] == "echo second-started\nsleep 60\n"
+    assert records[4]["output"] == "second-started\r\n"

@@ -118,6 +118,17 @@ def find_missing(plan: Plan) -> list[variables.MissingValue]:
     return variables.find_missing_values(codes, plan.values, plan.environment)
 
 
+def unused_values(plan: Plan) -> list[str]:
+    """Return the supplied names that no selected step uses, often a typo."""
+    used: set[str] = set()
+    for planned in plan.steps:
+        code = planned.step.code
+        used.update(p.name for p in variables.find_placeholders(code))
+        used.update(r.name for r in variables.find_variable_references(code))
+        used.update(r.name for r in variables.find_quoted_heredoc_references(code))
+    return sorted(name for name in plan.values if name not in used)
+
+
 def describe_missing(plan: Plan, missing: variables.MissingValue) -> str:
     """Say where a missing value is first used, for error messages."""
     planned = plan.steps[missing.step - 1]

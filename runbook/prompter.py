@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from .errors import EditorError
-from .plan import Plan, PlannedStep
+from .plan import Plan, PlannedStep, unused_values
 from .runner import Decision, RunResult, StepRecord
 from .session import StepOutcome
 
@@ -155,6 +155,12 @@ class TerminalPrompter:
         for warning in plan.playbook.warnings:
             self.say(
                 f"warning: {plan.playbook.path}:{warning.line}: {warning.message}",
+                style="yellow",
+            )
+        for name in unused_values(plan):
+            self.say(
+                f"warning: value {name!r} is not used by any selected step; "
+                "check its spelling",
                 style="yellow",
             )
 

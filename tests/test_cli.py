@@ -585,3 +585,20 @@ def wait_for(condition, seconds: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {seconds} s")
         time.sleep(0.05)
+
+
+def test_unused_value_warns(cli):
+    result = cli(
+        "run",
+        DEMO,
+        "-s",
+        "Uses Placeholder",
+        "--yes",
+        "--var",
+        "server-ip=h",
+        "--var",
+        "sever-ip=h",
+    )
+    assert result.exit_code == 0
+    assert "warning: value 'sever-ip' is not used by any selected step" in result.output
+    assert "value 'server-ip'" not in result.output

@@ -142,8 +142,7 @@ def _validate(raw: list[_RawAttribute], context: str) -> dict[str, Any]:
         key = ATTRIBUTE_ALIASES.get(attribute.key, attribute.key)
         convert = _CONVERTERS.get(key)
         if convert is None:
-            known = ", ".join(sorted([*KNOWN_ATTRIBUTES, *ATTRIBUTE_ALIASES]))
-            reason = f"unknown attribute {attribute.key!r}; known attributes: {known}"
+            reason = f"unknown attribute {attribute.key!r}; {_known_list()}"
             raise _invalid(attribute.text, context, reason)
 
         if key in written_keys:
@@ -160,6 +159,12 @@ def _validate(raw: list[_RawAttribute], context: str) -> dict[str, Any]:
         except ValueError as error:
             raise _invalid(attribute.text, context, str(error)) from None
     return attributes
+
+
+def _known_list() -> str:
+    return "known attributes: " + ", ".join(
+        sorted([*KNOWN_ATTRIBUTES, *ATTRIBUTE_ALIASES])
+    )
 
 
 def _invalid(text: str, context: str, reason: str) -> ValueError:
@@ -203,6 +208,9 @@ def _word_at(text: str, start: int) -> str:
 def _explain_bad_pair(text: str, start: int) -> str:
     """Say why no valid ``key=value`` or bare key starts at ``start``."""
     key = _KEY.match(text, start)
+    if key is None and text[start] in ".#":
+        # Pandoc writes classes and ids as {.class #id}; runbook has neither.
+        return f"unknown attribute {_word_at(text, start)!r}; {_known_list()}"
     if key is None:
         return "expected key=value or a bare key"
 
@@ -330,20 +338,47 @@ def parse_info_attributes(text: str) -> dict[str, Any]:
     """Parse the attributes that follow the language in a fence info string.
 
     Text that does not start with ``{`` is left to other tools (for example
-    ``title="deploy.sh"``) and gives no attributes, unless it contains a brace,
-    which is taken as a mistyped attribute group.
+    ``title="deploy.sh"``) and gives no attributes, unless it contains a brace
+    outside quotes. Such a brace is taken as a misplaced attribute group: its
+    own errors are reported first, then the text before it.
     Raises ValueError when the attributes are malformed, unknown or mistyped.
     """
     if not text:
         return {}
+    if text[0] == "{":
+        return _parse_braced(text, 0, FENCE_CONTEXT)
 
-    if text[0] != "{":
-        if "{" in text or "}" in text:
-            reason = "unbalanced braces; write attributes as {key=value ...}"
-            raise _invalid_syntax(text, FENCE_CONTEXT, reason)
+    brace = _first_unquoted_brace(text)
+    if brace is None:
         return {}
+    if text[brace] == "}":
+        reason = "unbalanced braces; write attributes as {key=value ...}"
+        raise _invalid_syntax(text, FENCE_CONTEXT, reason)
 
-    return _parse_braced(text, 0, FENCE_CONTEXT)
+    _parse_braced(text, brace, FENCE_CONTEXT)
+    reason = (
+        f"unexpected text {text[:brace].strip()!r} before the '{{'; write "
+        "attributes right after the language, as in bash {key=value ...}"
+    )
+    raise _invalid_syntax(text, FENCE_CONTEXT, reason)
+
+
+def _first_unquoted_brace(text: str) -> int | None:
+    """Return the offset of the first ``{`` or ``}`` outside quotes, or None.
+
+    A quote without its closing quote is an ordinary character here.
+    """
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        quoted = _QUOTED.match(text, pos) if char in "\"'" else None
+        if quoted:
+            pos = quoted.end()
+        elif char in "{}":
+            return pos
+        else:
+            pos += 1
+    return None
 
 
 def parse_comment_annotations(text: str) -> dict[str, Any] | None:

@@ -64,12 +64,21 @@ class SectionNotFound(UsageError):
 
 
 class AmbiguousSection(UsageError):
-    """More than one section matches the requested name."""
+    """More than one section matches the requested name.
+
+    ``candidates`` contains every match. The message lists the first
+    ``MAX_LISTED`` of them and counts the rest.
+    """
+
+    MAX_LISTED = 10
 
     def __init__(self, query: str, candidates: Sequence[str]) -> None:
         self.query = query
         self.candidates = tuple(candidates)
-        listed = "\n".join(f"  {c}" for c in self.candidates)
+        listed = "\n".join(f"  {c}" for c in self.candidates[: self.MAX_LISTED])
+        unlisted = len(self.candidates) - self.MAX_LISTED
+        if unlisted > 0:
+            listed += f"\n  ... and {unlisted} more"
         super().__init__(
             f"section name {query!r} is ambiguous; it matches:\n{listed}\n"
             "Pass a heading path such as 'Parent/Child' or the section's slug."

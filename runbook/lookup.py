@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from runbook.errors import AmbiguousSection, SectionNotFound
@@ -18,28 +18,40 @@ def find_section(sections: Sequence[Section], query: str) -> Section:
     """Return the one section in ``sections`` that ``query`` names.
 
     The rules are tried in order: exact title, case-insensitive title, slug,
-    heading path, case-insensitive suffix of the title, then case-insensitive
-    substring of the title. The first rule that matches exactly one section
-    wins. A rule that matches several raises AmbiguousSection, and no match
-    raises SectionNotFound with up to three of the closest titles.
+    case-insensitive suffix of the title, then case-insensitive substring of
+    the title. The first rule that matches exactly one section wins. A rule
+    that matches several raises AmbiguousSection, and no match raises
+    SectionNotFound with up to three of the closest titles.
 
-    A heading path such as ``Parent/Child`` matches the end of a section's
-    path, segment by segment, first by exact and then by case-insensitive
-    title. A leading ``/`` anchors it at the top level. A title that contains
-    ``/`` can be found by title, by substring and as part of a path.
+    A query with ``/`` that is not a title or slug is a heading path such as
+    ``Storage Full/Recovery``, tried before the suffix and substring rules.
+    Each segment is matched by the same rules. The first segment is looked up
+    among all sections, or among top-level sections after a leading ``/``.
+    Each later segment is looked up among the children of the section that
+    the previous segment matched, and among all its descendants when no child
+    leads to a match. When a segment matches several sections, only those
+    below which the rest of the path matches are kept, so AmbiguousSection
+    lists the sections that the whole path matches. A title that contains
+    ``/`` ("Node Down / Unresponsive") may span several segments, and the
+    longer title is tried first.
     """
     text = query.strip()
     if not text:
         raise SectionNotFound(query)
 
-    for rule in _rules(text):
-        matches = [section for section in sections if rule(section)]
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
+    rules = _rules(text, _title)
+    whole_title_rules, partial_title_rules = rules[:3], rules[3:]
+    found = _match_one(sections, whole_title_rules, query)
+    if found is None and "/" in text:
+        matches = _PathLookup(sections, text).matches()
+        if len(matches) > 1:
             raise AmbiguousSection(query, [describe_section(s) for s in matches])
-
-    raise SectionNotFound(query, _closest_titles(sections, text))
+        found = matches[0] if matches else None
+    if found is None:
+        found = _match_one(sections, partial_title_rules, query)
+    if found is None:
+        raise SectionNotFound(query, _closest_titles(sections, text))
+    return found
 
 
 def describe_section(section: Section) -> str:
@@ -47,58 +59,108 @@ def describe_section(section: Section) -> str:
     return f"{' / '.join(section.path)} (line {section.start_line})"
 
 
-def _rules(text: str) -> list[_Rule]:
+def _title(section: Section) -> str:
+    return section.title
+
+
+def _spaced_title(section: Section) -> str:
+    """Return the title with one space on each side of every ``/``."""
+    return " / ".join(part.strip() for part in section.title.split("/"))
+
+
+def _rules(text: str, title: Callable[[Section], str]) -> list[_Rule]:
+    """Return the five rules, from exact title to substring, on ``title(section)``.
+
+    The first three compare the whole title or the slug, the last two a part.
+    """
     folded = text.casefold()
     lowered = text.lower()
-    rules: list[_Rule] = [
-        lambda s: s.title == text,
-        lambda s: s.title.casefold() == folded,
+    return [
+        lambda s: title(s) == text,
+        lambda s: title(s).casefold() == folded,
         lambda s: s.slug == lowered,
+        lambda s: title(s).casefold().endswith(folded),
+        lambda s: folded in title(s).casefold(),
     ]
 
-    if "/" in text:
-        anchored = text.startswith("/")
-        segments = _split_path(text)
-        folded_segments = [segment.casefold() for segment in segments]
-        if all(segments):
-            rules.append(lambda s: _path_matches(s, segments, anchored, str))
-            rules.append(
-                lambda s: _path_matches(s, folded_segments, anchored, str.casefold)
-            )
 
-    rules.append(lambda s: s.title.casefold().endswith(folded))
-    rules.append(lambda s: folded in s.title.casefold())
-    return rules
-
-
-def _split_path(text: str) -> list[str]:
-    return [segment.strip() for segment in text.strip("/").split("/")]
+def _match_one(
+    sections: Sequence[Section], rules: list[_Rule], query: str
+) -> Section | None:
+    """Return the section that the first rule with a match matches, or None."""
+    for rule in rules:
+        matches = [section for section in sections if rule(section)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise AmbiguousSection(query, [describe_section(s) for s in matches])
+    return None
 
 
-def _path_matches(
-    section: Section,
-    segments: list[str],
-    anchored: bool,
-    normalize: Callable[[str], str],
-) -> bool:
-    """Check whether ``segments`` spell the end of the section's heading path.
+class _PathLookup:
+    """Match a heading path such as ``Storage Full/Recovery`` segment by segment."""
 
-    A title that contains ``/`` ("Node Down / Unresponsive") spans several
-    segments, so titles are split the same way and the match must start at the
-    first segment of a title.
-    """
-    flat: list[str] = []
-    title_starts: set[int] = set()
-    for title in section.path:
-        title_starts.add(len(flat))
-        flat.extend(normalize(part) for part in _split_path(title))
+    def __init__(self, sections: Sequence[Section], text: str) -> None:
+        self.segments = [segment.strip() for segment in text.strip("/").split("/")]
+        if text.startswith("/"):
+            self.first_candidates = [s for s in sections if len(s.path) == 1]
+        else:
+            self.first_candidates = list(sections)
+        # A title with n slashes spans at most n + 1 segments, so no path
+        # longer than the deepest heading path times that can match.
+        self.widest = 1 + max((s.title.count("/") for s in sections), default=0)
+        deepest = max((len(s.path) for s in sections), default=0)
+        self.longest = deepest * self.widest
+        self.memo: dict[tuple[int, int], list[Section]] = {}
 
-    start = len(flat) - len(segments)
-    if start < 0 or start not in title_starts:
-        return False
-    if anchored and start != 0:
-        return False
-    return flat[start:] == segments
+    def matches(self) -> list[Section]:
+        """Return every section that the whole path matches by the first rules."""
+        if not all(self.segments) or len(self.segments) > self.longest:
+            return []
+        return self._match_from(0, None)
+
+    def _match_from(self, start: int, parent: Section | None) -> list[Section]:
+        """Return the sections that ``segments[start:]`` name below ``parent``."""
+        key = (start, id(parent))
+        if key not in self.memo:
+            self.memo[key] = self._search(start, parent)
+        return self.memo[key]
+
+    def _search(self, start: int, parent: Section | None) -> list[Section]:
+        remaining = len(self.segments) - start
+        for width in range(min(self.widest, remaining), 0, -1):
+            segment = " / ".join(self.segments[start : start + width])
+            for candidates in self._candidate_groups(parent, segment):
+                if start + width == len(self.segments):
+                    return candidates
+                found: list[Section] = []
+                for candidate in candidates:
+                    for section in self._match_from(start + width, candidate):
+                        if all(section is not other for other in found):
+                            found.append(section)
+                if found:
+                    return found
+        return []
+
+    def _candidate_groups(
+        self, parent: Section | None, segment: str
+    ) -> Iterator[list[Section]]:
+        """Yield the non-empty matches of each rule, from the strictest.
+
+        Below a parent, the rules run over its children first and then over
+        all its descendants.
+        """
+        rules = _rules(segment, _spaced_title)
+        if parent is None:
+            pools = [self.first_candidates]
+        else:
+            descendants = [s for child in parent.children for s in child.walk()]
+            pools = [list(parent.children), descendants]
+        for pool in pools:
+            for rule in rules:
+                matches = [section for section in pool if rule(section)]
+                if matches:
+                    yield matches
 
 
 def _closest_titles(sections: Sequence[Section], text: str) -> list[str]:

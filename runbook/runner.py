@@ -185,6 +185,7 @@ class Runner:
         self.masker: Masker = transcript.masker
         self._asked: set[str] = set()
         self._assigned: set[str] = set()
+        self._sourced = False
         self._current: StepRecord | None = None
         #: The signal number when SIGTERM or SIGHUP stopped the run.
         self.terminated_by: int | None = None
@@ -432,6 +433,7 @@ class Runner:
             outcome.expected_status = int(planned.step.attributes.get("expect", 0))
         if not self.options.assume_yes:
             self._assigned |= variables.find_assignments(to_run)
+            self._sourced = self._sourced or variables.may_set_any_variable(to_run)
         log.info(
             "step %d (line %d) finished: %s in %.3f s",
             planned.number,
@@ -472,6 +474,9 @@ class Runner:
             return
         known = {**dict.fromkeys(self._assigned, ""), **self.plan.values}
         missing = variables.find_missing_values([code], known, self.plan.environment)
+        if self._sourced:
+            # An earlier step ran source or eval: any variable may be set now.
+            missing = [m for m in missing if m.kind == "placeholder"]
         new_variables = []
         for item in missing:
             if item.name in self._asked:

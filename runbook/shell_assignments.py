@@ -3,6 +3,7 @@
 ``assignment_offsets`` reads the words of each simple command in a ``Scan``
 (``NAME=value``, ``export``, ``read``, ``for`` and the like) and adds the
 assignments the lexer saw itself (``${NAME:=default}``, arithmetic).
+``first_source_offset`` finds where code that may set any variable runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,23 @@ def assignment_offsets(scan: Scan) -> dict[str, int]:
     return offsets
 
 
+def first_source_offset(scan: Scan) -> int | None:
+    """Return the end of the first ``source``, ``.`` or ``eval`` command, or None.
+
+    Those commands run code that the scan cannot see, so from that offset on
+    any variable may be set. The offset is the end of the command's last word,
+    because bash expands its arguments (``source "$DIR/env"``) before it runs
+    it. A command in a subshell counts too, although it cannot set variables
+    of the shell around it.
+    """
+    ends = [
+        words[-1].end
+        for words in _group_commands(scan.words)
+        if _command_name(words) in _SOURCING_COMMANDS
+    ]
+    return min(ends, default=None)
+
+
 def _group_commands(words: list[Word]) -> Iterator[list[Word]]:
     commands: dict[int, list[Word]] = {}
     for word in sorted(words, key=lambda w: w.start):
@@ -42,6 +60,21 @@ _LET_ASSIGNMENT = re.compile(
     r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\s*(?:(?:[-+*/%&|^]|<<|>>)?=(?!=)|\+\+|--)"
 )
 _DECLARATION_COMMANDS = frozenset({"export", "local", "declare", "typeset", "readonly"})
+_SOURCING_COMMANDS = frozenset({"source", ".", "eval"})
+# Words that run the builtin named by the next word: "builtin source env.sh".
+_BUILTIN_RUNNERS = frozenset({"builtin", "command"})
+
+
+def _command_name(words: list[Word]) -> str | None:
+    """Return the command word of a simple command, after keywords and NAME=value."""
+    index = 0
+    while index < len(words) and words[index].text in _COMMAND_PREFIXES:
+        index += 1
+    while index < len(words) and _ASSIGNMENT_WORD.match(words[index].text):
+        index += 1
+    while index < len(words) and words[index].text in _BUILTIN_RUNNERS:
+        index += 1
+    return _unquote(words[index].text) if index < len(words) else None
 
 
 def _command_assignments(words: list[Word]) -> Iterator[tuple[str, int]]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+from runbook import shell_lexer
+from runbook.shell_tokens import LineIndex
+
 # A heredoc operator and its delimiter word: <<EOF, <<-EOF, << 'EOF', <<\EOF.
 # The lookarounds keep here-strings (<<<) out.
 _HEREDOC = re.compile(
@@ -14,26 +17,52 @@ _HEREDOC = re.compile(
 def split_console(text: str) -> tuple[str, str]:
     """Split a ``console`` block into its commands and its expected output.
 
-    A line that starts with ``$ `` is a command, and the prompt is removed. A
-    command that ends in ``\\`` continues on the next line, which is kept as it
-    is. A line that is only ``$`` is an empty prompt and is dropped. Every
+    Only a line that starts with ``$ `` starts a command, and the prompt is
+    removed. A line that is only ``$`` is an empty prompt and is dropped.
+    Lines that start with ``# `` are output. They may show a root prompt, but
+    they look the same as comment lines in a command's output.
+
+    A command continues on the following lines for as long as bash would
+    prompt for more input: after a line that ends in ``\\``, ``|``, ``&&`` or
+    ``||``, inside an open quote or ``$(...)``, or before the closing line of
+    a here-document. ``shell_lexer.find_command_end`` decides this, and it
+    does not track compound commands such as ``for ...; do`` up to ``done``.
+    Those continuation lines lose bash's ``PS2`` prompt, ``> ``, when they
+    start with it, and a line that is only ``>`` becomes an empty line. Every
     other line is output. Both parts end in a newline unless they are empty.
     """
+    lines = text.splitlines()
+    # Each line as bash reads it when it continues a command, joined, so that
+    # one lexer pass per command finds where the command ends.
+    continued = [_remove_continuation_prompt(line) for line in lines]
+    bash_input = "\n".join(continued) + "\n"
+    line_index = LineIndex(bash_input)
     commands: list[str] = []
     output: list[str] = []
-    continues = False
 
-    for line in text.splitlines():
-        if continues:
-            commands.append(line)
-            continues = line.endswith("\\")
-        elif line.startswith("$ "):
+    number = 0
+    offset = 0
+    while number < len(lines):
+        line = lines[number]
+        if line.startswith("$ "):
+            end = shell_lexer.find_command_end(bash_input, offset + 2)
+            last = len(lines) - 1 if end is None else line_index.line_of(end - 1) - 1
             commands.append(line[2:])
-            continues = line.endswith("\\")
-        elif line != "$":
-            output.append(line)
+            commands.extend(continued[number + 1 : last + 1])
+        else:
+            last = number
+            if line != "$":
+                output.append(line)
+        offset += sum(len(item) + 1 for item in continued[number : last + 1])
+        number = last + 1
 
     return _join_lines(commands), _join_lines(output)
+
+
+def _remove_continuation_prompt(line: str) -> str:
+    if line.startswith("> "):
+        return line[2:]
+    return "" if line == ">" else line
 
 
 def _join_lines(lines: list[str]) -> str:

@@ -49,6 +49,15 @@ class ExpansionScanner(FrameScanner):
         end = self.code.find("'", start, limit)
         return end + 1 if end >= 0 else limit
 
+    def _scan_single_quotes(self, frame: Frame) -> None:
+        # bash takes the text literally, but an author who writes
+        # 'systemctl restart <service>' still means <service> as a placeholder.
+        start = self.pos + 1
+        close = self.code.find("'", start, frame.limit)
+        end = frame.limit if close < 0 else close
+        self._record_single_quoted_placeholders(start, end)
+        self.pos = end if close < 0 else close + 1
+
     def _step_double(self, frame: Frame) -> None:
         code, pos = self.code, self.pos
         char = code[pos]
@@ -81,9 +90,13 @@ class ExpansionScanner(FrameScanner):
             self.pos += 1
         elif char == "\\":
             self.pos += 2
+        elif char == "'" and not (frame.in_double or frame.in_heredoc):
+            self._scan_single_quotes(frame)
         elif char == "'":
-            # Even inside double quotes bash pairs single quotes here when it
-            # looks for the closing brace.
+            # Inside double quotes bash still pairs single quotes here when it
+            # looks for the closing brace, but prints them as they are.
+            # NOTE: a placeholder between them is not found, because a value
+            # that contains a quote would change where the closing brace is.
             self.pos = self._skip_single_quotes(pos + 1, frame.limit)
         elif char == '"':
             self._push("double", frame, pos + 1)

@@ -68,6 +68,8 @@ class FrameScanner:
         self.command_count = 0
         # Offset of the last "$" that bash takes literally, such as in $<name>.
         self.bare_dollar = -1
+        # The last thing read was |, |&, && or ||, which needs a command after it.
+        self.after_operator = False
 
     # Frames -----------------------------------------------------------------------
 
@@ -95,11 +97,13 @@ class FrameScanner:
         frame.in_double, frame.in_heredoc = in_double, in_heredoc
         self.stack.append(frame)
         self.pos = start
+        self.after_operator = False
         return frame
 
     def _push_command(self, parent: Frame, start: int, closer: str) -> None:
         self.stack.append(self._command_frame(parent.limit, closer, parent))
         self.pos = start
+        self.after_operator = False
 
     def _push_backtick(self, parent: Frame, start: int) -> None:
         self._push_command(parent, start, "`")
@@ -110,10 +114,22 @@ class FrameScanner:
             self._end_word(frame, min(self.pos, frame.limit))
         elif frame.kind in ("heredoc", "quoted-heredoc"):
             self.pos = frame.resume
+            assert frame.heredoc is not None
+            if frame.heredoc.terminated and len(self.stack) == 1:
+                self._line_started()
+
+    def _line_started(self) -> None:
+        """Note that a line of the top-level command list starts at ``self.pos``.
+
+        Called after a newline at the top level, and after the closing line of
+        the last here-document that the previous line opened. Subclasses that
+        need to know where commands end override it.
+        """
 
     # Words ------------------------------------------------------------------------
 
     def _begin_word(self, frame: Frame) -> None:
+        self.after_operator = False
         if frame.word_start >= 0:
             return
         frame.word_start = self.pos
@@ -167,17 +183,29 @@ class FrameScanner:
             return False
         if frame.kind == "command":
             self._begin_word(frame)
+        context = "double" if frame.inner_double else frame.kind
+        after_dollar = self.bare_dollar == match.start() - 1
+        self._add_placeholder(match, context, after_dollar)
+        self.pos = match.end()
+        return True
+
+    def _record_single_quoted_placeholders(self, start: int, end: int) -> None:
+        """Record the placeholders in the single-quoted text from start to end."""
+        for match in _PLACEHOLDER.finditer(self.code, start, end):
+            self._add_placeholder(match, "single", after_dollar=False)
+
+    def _add_placeholder(
+        self, match: re.Match[str], context: str, after_dollar: bool
+    ) -> None:
         backticks = tuple(f.in_double for f in reversed(self.stack) if f.closer == "`")
         heredoc = next((f.heredoc for f in reversed(self.stack) if f.heredoc), None)
         token = PlaceholderToken(
             match.group(1),
             match.start(),
             match.end(),
-            "double" if frame.inner_double else frame.kind,
+            context,
             backticks,
             heredoc,
-            after_dollar=self.bare_dollar == match.start() - 1,
+            after_dollar,
         )
         self.result.placeholders.append(token)
-        self.pos = match.end()
-        return True

@@ -68,6 +68,8 @@ class _Scanner(HeredocScanner):
             self.pos += 1
             if self.pending:
                 self._read_heredoc_bodies(frame)
+            elif len(self.stack) == 1:
+                self._line_started()
         elif char == "\\":
             # A backslash-newline joins lines without ending the word.
             if following != "\n":
@@ -75,7 +77,7 @@ class _Scanner(HeredocScanner):
             self.pos += 2
         elif char == "'":
             self._begin_word(frame)
-            self.pos = self._skip_single_quotes(pos + 1, frame.limit)
+            self._scan_single_quotes(frame)
         elif char == '"':
             self._begin_word(frame)
             self._push("double", frame, pos + 1)
@@ -142,6 +144,7 @@ class _Scanner(HeredocScanner):
         self.pos = pos + length
         frame.new_command = True
         operator = code[pos : pos + length]
+        self.after_operator = operator in ("|", "|&", "&&", "||")
         if frame.cases and operator in (";;", ";&", ";;&"):
             frame.cases[-1] = "pattern"
 
@@ -198,6 +201,40 @@ class _Scanner(HeredocScanner):
         frame.redirect_next = True
 
 
+class _CommandEndScanner(_Scanner):
+    """Stops at the first line start where the top-level command list is complete."""
+
+    def __init__(self, code: str, start: int) -> None:
+        super().__init__(code)
+        self.pos = start
+        self.end: int | None = None
+
+    def _line_started(self) -> None:
+        root = self.stack[0]
+        if root.depth or root.cases or self.after_operator:
+            return  # an open ( ... ), a case without esac, or "cmd |"
+        self.end = self.pos
+        self.stack.clear()
+
+
 def scan(code: str) -> Scan:
     """Scan bash code and return what the lexer found, even in incomplete code."""
     return _Scanner(code).run()
+
+
+def find_command_end(code: str, start: int = 0) -> int | None:
+    """Return the offset after the line that completes the commands from ``start``.
+
+    bash reads a command line by line. It prompts for another line (with its
+    ``PS2`` prompt, ``> ``) while the text so far ends inside a quote, an
+    expansion, a subshell or a ``case`` statement, after a backslash-newline,
+    after ``|``, ``&&`` or ``||``, or before the closing line of a
+    here-document. The result is the start of the first line after ``start``
+    where none of these is open, or None when the code ends before that.
+
+    NOTE: compound commands are not tracked, so ``for x in a b; do`` counts
+    as complete at the end of its line although bash waits for ``done``.
+    """
+    scanner = _CommandEndScanner(code, start)
+    scanner.run()
+    return scanner.end

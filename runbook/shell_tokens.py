@@ -38,7 +38,8 @@ class PlaceholderToken:
     name: str
     start: int
     end: int
-    # "command", "double", "parameter" or "heredoc": the quoting context.
+    # "command", "single", "double", "parameter" or "heredoc": the quoting
+    # context. "single" is inside '...', where bash takes the text literally.
     context: str
     # One entry per enclosing backtick substitution, innermost first: whether
     # that substitution sits inside double quotes.

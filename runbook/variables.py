@@ -18,7 +18,7 @@ from typing import Literal
 
 from runbook import shell_lexer
 from runbook.errors import VariableError
-from runbook.shell_assignments import assignment_offsets
+from runbook.shell_assignments import assignment_offsets, first_source_offset
 from runbook.shell_heredoc import find_heredoc_end
 from runbook.shell_tokens import FULL_NAME, Heredoc, LineIndex, PlaceholderToken, Scan
 
@@ -92,12 +92,15 @@ def _placeholder_tokens(scan: Scan) -> list[PlaceholderToken]:
 
 
 def find_placeholders(code: str) -> list[Placeholder]:
-    """Find ``<name>`` placeholders that bash would see, one per name.
+    """Find the ``<name>`` placeholders in bash code, one per name.
 
     The result is in order of first appearance, each with the line of that
-    first use. Heredoc operators, redirections, process substitution, comments,
-    single-quoted strings, ``$'...'``, arithmetic, quoted here-document bodies
-    and names that also appear as a closing tag (``</b>``) are not placeholders.
+    first use. Placeholders count in single-quoted strings too, as in
+    ``ssh web1 'sudo systemctl restart <service-name>'``. Heredoc operators,
+    redirections, process substitution, comments, ``$'...'``, arithmetic,
+    quoted here-document bodies and names that also appear as a closing tag
+    (``</b>``) are not placeholders. Neither is a ``'...'`` inside
+    ``"${X:-...}"``, where bash prints the quotes.
     """
     lines = LineIndex(code)
     found: dict[str, Placeholder] = {}
@@ -175,6 +178,15 @@ def find_assignments(code: str) -> set[str]:
 # --- Missing values ---------------------------------------------------------------
 
 
+def may_set_any_variable(code: str) -> bool:
+    """Return whether the code runs ``source``, ``.`` or ``eval``.
+
+    Such code may set variables that no scan can name, so a caller that
+    checks later steps one at a time should stop asking for variable values.
+    """
+    return first_source_offset(shell_lexer.scan(code)) is not None
+
+
 def find_missing_values(
     codes: Sequence[str],
     provided: Mapping[str, str],
@@ -187,13 +199,20 @@ def find_missing_values(
     by ``provided`` (``--var`` and env-file values), by ``environment`` or by
     ``BASH_BUILTIN_VARIABLES``. A placeholder is satisfied only by ``provided``,
     under its name as written (``server-ip``).
+
+    Once a step has run ``source``, ``.`` or ``eval`` (earlier in the same step
+    or in an earlier step), no variable is reported any more, because the
+    sourced file or evaluated text may set any of them
+    (``source venv/bin/activate; echo "$VIRTUAL_ENV"``). Placeholders still are.
     """
     assigned: set[str] = set()
     reported: set[str] = set()
     missing: list[MissingValue] = []
+    sourced = False
     for step, code in enumerate(codes, start=1):
         scan = shell_lexer.scan(code)
         step_assignments = assignment_offsets(scan)
+        sourced_from = 0 if sourced else first_source_offset(scan)
         lines = LineIndex(code)
         for offset, kind, name in _uses(scan):
             if name in reported:
@@ -205,6 +224,7 @@ def find_missing_values(
                 satisfied = (
                     name in assigned
                     or assigned_here
+                    or (sourced_from is not None and sourced_from <= offset)
                     or name in provided
                     or name in environment
                     or name in BASH_BUILTIN_VARIABLES
@@ -213,6 +233,7 @@ def find_missing_values(
                 reported.add(name)
                 missing.append(MissingValue(name, kind, step, lines.line_of(offset)))
         assigned.update(step_assignments)
+        sourced = sourced_from is not None
     return missing
 
 
@@ -236,13 +257,21 @@ def _uses(scan: Scan) -> list[tuple[int, _Kind, str]]:
 def substitute_placeholders(code: str, values: Mapping[str, str]) -> str:
     """Replace each known placeholder with its value, quoted for its position.
 
-    Unquoted, the value is quoted with ``shlex.quote``. Inside double quotes,
-    ``\\``, ``"``, ``$`` and backtick are escaped, and in an unquoted
-    here-document body ``\\``, ``$`` and backtick. Inside a ``${X:-...}`` word
-    the value becomes a double-quoted string. Inside backticks the result is
-    escaped once more for the backtick layer. Only placeholders that
-    ``find_placeholders`` reports are replaced, so comments and quoted
-    here-document bodies stay as written. Unknown placeholders are kept.
+    Unquoted, the value is quoted with ``shlex.quote``. Inside single quotes
+    the quote is closed, the ``shlex.quote`` form inserted and the quote
+    reopened, so ``'restart <svc>'`` becomes ``'restart '`` +
+    ``shlex.quote(value)`` + ``''`` and the value is literal text of the same
+    word. Inside double quotes, ``\\``, ``"``, ``$`` and backtick
+    are escaped, and in an unquoted here-document body ``\\``, ``$`` and
+    backtick. Inside a ``${X:-...}`` word the value becomes a double-quoted
+    string. Inside backticks the result is escaped once more for the backtick
+    layer. Only placeholders that ``find_placeholders`` reports are replaced,
+    so comments and quoted here-document bodies stay as written. Unknown
+    placeholders are kept.
+
+    NOTE: a command that hands a single-quoted word to another shell, such as
+    ``ssh host '...'`` or ``bash -c '...'``, makes that shell parse the value
+    again, so a value with blanks or shell syntax needs quoting of its own.
 
     Raises VariableError when a value contains a NUL byte, which bash cannot
     store, when a placeholder written as ``$<name>`` gets a value other than a
@@ -285,7 +314,9 @@ def _check_value(token: PlaceholderToken, value: str) -> None:
 
 
 def _quote_for_context(token: PlaceholderToken, value: str) -> str:
-    if token.context == "double":
+    if token.context == "single":
+        text = "'" + shlex.quote(value) + "'"
+    elif token.context == "double":
         text = _escape_double_quoted(value)
     elif token.context == "heredoc":
         text = _escape_heredoc(value)

@@ -57,6 +57,7 @@ VALID_INFO: list[tuple[str, str, dict[str, Any]]] = [
         {"target": "web-1", "when": "$DEPLOY"},
     ),
     ('bash title="deploy.sh"', "bash", {}),
+    ('bash title="{braces}.sh"', "bash", {}),
     ("bash\t{timeout=5}", "bash", {"timeout": 5}),
 ]
 
@@ -176,7 +177,32 @@ INVALID_INFO: list[tuple[str, str]] = [
     (
         "bash {.class}",
         "invalid attribute '.class' in fence info string: "
-        "expected key=value or a bare key",
+        f"unknown attribute '.class'; known attributes: {KNOWN_LIST}",
+    ),
+    (
+        "bash {name=x #id}",
+        "invalid attribute '#id' in fence info string: "
+        f"unknown attribute '#id'; known attributes: {KNOWN_LIST}",
+    ),
+    (
+        'bash title="x" {.class}',
+        "invalid attribute '.class' in fence info string: "
+        f"unknown attribute '.class'; known attributes: {KNOWN_LIST}",
+    ),
+    (
+        'bash title="x" {name=setup}',
+        "invalid attributes 'title=\"x\" {name=setup}' in fence info string: "
+        "unexpected text 'title=\"x\"' before the '{'; write attributes right "
+        "after the language, as in bash {key=value ...}",
+    ),
+    (
+        'bash title="x" {name=setup',
+        "invalid attributes 'title=\"x\" {name=setup' in fence info string: "
+        "missing closing '}'",
+    ),
+    (
+        "bash {+}",
+        "invalid attribute '+' in fence info string: expected key=value or a bare key",
     ),
     (
         "bash {name:x}",

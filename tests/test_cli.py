@@ -602,3 +602,10 @@ def test_unused_value_warns(cli):
     assert result.exit_code == 0
     assert "warning: value 'sever-ip' is not used by any selected step" in result.output
     assert "value 'server-ip'" not in result.output
+
+
+def test_sourced_variable_not_asked(cli):
+    result = cli("run", DEMO, "-s", "Sourced Values", input="a\n")
+    assert result.exit_code == 0
+    assert "Value for $FROM_FILE" not in result.output
+    assert "from file: loaded" in result.output

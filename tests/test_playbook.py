@@ -34,6 +34,7 @@ from runbook.playbook import (
 from runbook.shell_blocks import comment_lines, split_console
 
 FIXTURES = Path(__file__).parent / "fixtures" / "markdown"
+PLAYBOOKS = Path(__file__).parent.parent / "playbooks"
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,35 @@ CASES: dict[str, Expected] = {
             )
         ],
     ),
+    "console_continuation": Expected(
+        sections=[(1, "Console continuations", "console-continuations")],
+        section_lines=[(1, 26)],
+        steps=[
+            ExpectedStep(
+                "cp new.yaml \\\n"
+                "  etc/app/config.yaml\n"
+                "cat <<'EOF' > notes.txt\n"
+                "first $HOME\n"
+                "\n"
+                "EOF\n"
+                'echo "two\n'
+                'lines"\n',
+                "console",
+                (5, 16),
+                ("Console continuations",),
+                "Install the new config:",
+                expected_output="two\nlines\n",
+            ),
+            ExpectedStep(
+                "diff old.txt new.txt |\nhead -n 2\n",
+                "console",
+                (20, 26),
+                ("Console continuations",),
+                "Compare and inspect as root:",
+                expected_output="> added line\n# id -u\n0\n",
+            ),
+        ],
+    ),
     "descriptions": Expected(
         sections=[
             (1, "Descriptions", "descriptions"),
@@ -356,6 +386,13 @@ ERROR_CASES: dict[str, tuple[type[PlaybookError], int, str]] = {
         3,
         "invalid attribute 'name=' in fence info string: "
         "name has no value; write name=VALUE",
+    ),
+    "bad_attribute_after_title": (
+        AttributeSyntaxError,
+        5,
+        "invalid attribute '.class' in fence info string: unknown attribute "
+        "'.class'; known attributes: confirm, exit, expect, interactive, name, "
+        "skip-test, target, timeout, when",
     ),
     "bad_comment_annotation": (
         AttributeSyntaxError,
@@ -772,10 +809,73 @@ def test_yaml_imported_only_for_front_matter() -> None:
         ("only output\n", "", "only output\n"),
         ("  $ indented\n", "", "  $ indented\n"),
         ("", "", ""),
+        # A continuation line loses its "> " prompt and keeps the rest.
+        (
+            "$ cp new.yaml \\\n>   etc/app/config.yaml\n",
+            "cp new.yaml \\\n  etc/app/config.yaml\n",
+            "",
+        ),
+        ("$ a \\\n> b \\\n> c\n> d\n", "a \\\nb \\\nc\n", "> d\n"),
+        ('$ echo "one\n> two"\nout\n', 'echo "one\ntwo"\n', "out\n"),
+        ("$ echo 'one\n>\n> two'\n", "echo 'one\n\ntwo'\n", ""),
+        ("$ x=$(date \\\n> +%s)\n", "x=$(date \\\n+%s)\n", ""),
+        (
+            "$ ps aux |\n> grep app\nroot 1 app\n",
+            "ps aux |\ngrep app\n",
+            "root 1 app\n",
+        ),
+        ("$ true &&\n> false\n", "true &&\nfalse\n", ""),
+        ("$ (cd /tmp\n> pwd)\n/tmp\n", "(cd /tmp\npwd)\n", "/tmp\n"),
+        (
+            "$ case a in\n> a) echo yes;;\n> esac\nyes\n",
+            "case a in\na) echo yes;;\nesac\n",
+            "yes\n",
+        ),
+        (
+            "$ cat <<EOF\n> x\n> EOF\nx\n",
+            "cat <<EOF\nx\nEOF\n",
+            "x\n",
+        ),
+        (
+            "$ cat <<-'END' | wc -l\n> \t$HOME\n> \tEND\n1\n",
+            "cat <<-'END' | wc -l\n\t$HOME\n\tEND\n",
+            "1\n",
+        ),
+        # Continuation lines without a prompt are kept as they are.
+        ("$ echo 'a\nb'\n", "echo 'a\nb'\n", ""),
+        # "> " after a complete command is output, such as from diff.
+        ("$ diff a b\n> added\n", "diff a b\n", "> added\n"),
+        ("$ echo a # it's\n> out\n", "echo a # it's\n", "> out\n"),
+        # "# " is output, not a root prompt.
+        ("# systemctl restart app\n", "", "# systemctl restart app\n"),
+        # A quote that never closes takes the rest of the block.
+        ("$ echo 'open\nout\n$ ls\n", "echo 'open\nout\n$ ls\n", ""),
     ],
 )
 def test_split_console(text: str, commands: str, output: str) -> None:
     assert split_console(text) == (commands, output)
+
+
+def test_console_continuation_runs_in_bash(tmp_path: Path) -> None:
+    (tmp_path / "new.yaml").write_text("new\n")
+    (tmp_path / "etc" / "app").mkdir(parents=True)
+    config = tmp_path / "etc" / "app" / "config.yaml"
+    config.write_text("old\n")
+    step = all_steps(load_case("console_continuation"))[0]
+
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-c", step.code],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/home/operator"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert config.read_text() == "new\n"
+    assert (tmp_path / "notes.txt").read_text() == "first $HOME\n\n"
+    assert result.stdout == step.expected_output
 
 
 @pytest.mark.parametrize(
@@ -959,3 +1059,123 @@ def test_anchored_path_starts_at_top(
 def test_find_section_empty_query(lookup_playbook: Playbook) -> None:
     with pytest.raises(SectionNotFound):
         lookup_playbook.find_section("  ")
+
+
+def test_ambiguous_message_lists_ten() -> None:
+    candidates = [f"Setup (line {line})" for line in range(1, 14)]
+
+    message = str(AmbiguousSection("Setup", candidates))
+
+    assert "  Setup (line 10)\n  ... and 3 more\n" in message
+    assert "(line 11)" not in message
+
+
+def test_ambiguous_message_ten_without_more() -> None:
+    candidates = [f"Setup (line {line})" for line in range(1, 11)]
+
+    message = str(AmbiguousSection("Setup", candidates))
+
+    assert "  Setup (line 10)\nPass a heading path" in message
+    assert "more" not in message
+
+
+# --- Heading paths in the incident-response playbook ----------------------------
+
+
+@pytest.fixture(scope="module")
+def incident_playbook() -> Playbook:
+    return load_playbook(str(PLAYBOOKS / "incident-response.md"))
+
+
+PLAYBOOK_TITLE = "Incident Response Playbook"
+STORAGE_FULL = "Incident: Storage Full"
+NODE_DOWN = "Incident: Node Down / Unresponsive"
+
+
+@pytest.mark.parametrize(
+    ("query", "path", "line"),
+    [
+        # title suffix, then an exact child
+        ("Storage Full/Recovery", (PLAYBOOK_TITLE, STORAGE_FULL, "Recovery"), 121),
+        # title suffix and child in any case
+        ("storage full/recovery", (PLAYBOOK_TITLE, STORAGE_FULL, "Recovery"), 121),
+        # slug, then a child in any case
+        (
+            "incident-storage-full/recovery",
+            (PLAYBOOK_TITLE, STORAGE_FULL, "Recovery"),
+            121,
+        ),
+        # substring of a title that contains "/"
+        ("Node Down/Diagnosis", (PLAYBOOK_TITLE, NODE_DOWN, "Diagnosis"), 71),
+        # a title with "/" spans two segments
+        ("Node Down / Unresponsive", (PLAYBOOK_TITLE, NODE_DOWN), 63),
+        (
+            "node down/unresponsive/recovery",
+            (PLAYBOOK_TITLE, NODE_DOWN, "Recovery"),
+            89,
+        ),
+        (
+            "Incident: Node Down / Unresponsive/Symptoms",
+            (PLAYBOOK_TITLE, NODE_DOWN, "Symptoms"),
+            65,
+        ),
+        # a descendant when no child matches
+        (
+            "Server Not Starting/Database locked",
+            (
+                PLAYBOOK_TITLE,
+                "Incident: Server Not Starting",
+                "Common Causes and Fixes",
+                "Database locked or corrupt",
+            ),
+            47,
+        ),
+        # "Incident" matches many sections, but one has a Mitigation child
+        (
+            "Incident/Mitigation",
+            (PLAYBOOK_TITLE, "Incident: DDoS / Connection Flood", "Mitigation"),
+            170,
+        ),
+        # a leading "/" starts at the top level
+        (
+            "/Incident Response Playbook/Storage Full/Recovery",
+            (PLAYBOOK_TITLE, STORAGE_FULL, "Recovery"),
+            121,
+        ),
+    ],
+)
+def test_find_section_by_path(
+    incident_playbook: Playbook, query: str, path: tuple[str, ...], line: int
+) -> None:
+    section = incident_playbook.find_section(query)
+
+    assert describe(section) == (path, line)
+
+
+@pytest.mark.parametrize(
+    ("query", "lines"),
+    [
+        # the last segment is a suffix of four children
+        ("Key Compromise/Compromised", (187, 201, 215, 230)),
+        # the first segment matches every incident, six of which have Symptoms
+        ("Incident/Symptoms", (15, 65, 102, 152, 245, 285)),
+    ],
+)
+def test_find_section_path_ambiguous(
+    incident_playbook: Playbook, query: str, lines: tuple[int, ...]
+) -> None:
+    with pytest.raises(AmbiguousSection) as caught:
+        incident_playbook.find_section(query)
+
+    found = tuple(
+        int(c.rsplit("(line ", 1)[1].rstrip(")")) for c in caught.value.candidates
+    )
+    assert found == lines
+
+
+@pytest.mark.parametrize(
+    "query", ["/Storage Full/Recovery", "Storage Full/Mitigation", "Incident/Nope"]
+)
+def test_find_section_path_not_found(incident_playbook: Playbook, query: str) -> None:
+    with pytest.raises(SectionNotFound):
+        incident_playbook.find_section(query)

@@ -35,6 +35,7 @@ from runbook.variables import (
     load_env_file,
     mask_secrets,
     mask_secrets_bytes,
+    may_set_any_variable,
     parse_var_option,
     substitute_placeholders,
 )
@@ -429,7 +430,16 @@ def test_unterminated_heredoc_detection(
 
 PLACEHOLDER_CASES = [
     ("nc -uzv <server-ip> 7000", ["server-ip"]),
-    ("ssh <user>@<host> 'ls <dir>'", ["user", "host"]),
+    ("ssh <user>@<host> 'ls <dir>'", ["user", "host", "dir"]),
+    ("ssh web1 'sudo systemctl restart <service-name>'", ["service-name"]),
+    ("echo 'a <one> b' '<two>'\"<three>\"'<four>'", ["one", "two", "three", "four"]),
+    ("echo '<b>bold</b>'", []),
+    ("echo 'open <unclosed>", ["unclosed"]),
+    ("echo hi # '<in-comment>'", []),
+    ("cat <<'EOF'\n'<quoted-body>'\nEOF", []),
+    ("cat <<EOF\n'<body>'\nEOF", ["body"]),
+    ("echo ${X:-'<bare>'} \"${X:-'<printed>'}\"", ["bare"]),
+    ("echo \"`echo '<tick>'`\" $(echo '<dollar>')", ["tick", "dollar"]),
     ('curl "http://<host>:8080/<path.v2>"', ["host", "path.v2"]),
     ("cat <<EOF\n<NAME> is here\nEOF", ["NAME"]),
     ("cat <<'EOF'\n<html><p>x</p></html>\nEOF", []),
@@ -439,7 +449,7 @@ PLACEHOLDER_CASES = [
     ("cat <<EOF\nbody\nEOF", []),
     ("cat <<-'EOF'\n\t<x>\n\tEOF\necho <after>", ["after"]),
     ("# ping <host>\necho hi # <trailing>", []),
-    ("echo '<single>' $'<ansi>' \"<double>\"", ["double"]),
+    ("echo '<single>' $'<ansi>' \"<double>\"", ["single", "double"]),
     ("echo $(( a<b>c ))", []),
     ("echo ${X:-<fallback>}", ["fallback"]),
     ("echo `echo <tick>` $(echo <dollar>)", ["tick", "dollar"]),
@@ -560,6 +570,50 @@ def test_builtin_set_contains_name(name: str) -> None:
     assert name in BASH_BUILTIN_VARIABLES
 
 
+# (steps, what is missing). After source, . or eval any variable may be set.
+SOURCING_CASES = [
+    (['source venv/bin/activate; echo "$VIRTUAL_ENV"'], []),
+    (['. ./env.sh\necho "$APP_ENV"'], []),
+    (['eval "$(ssh-agent)"', 'ssh-add; echo "$SSH_AUTH_SOCK"'], []),
+    (["if . ./env.sh; then echo $FROM_ENV; fi"], []),
+    (["CONF=1 builtin source env.sh; echo $FROM_ENV"], []),
+    (
+        ['echo "$BEFORE"; source env.sh; echo "$AFTER"'],
+        [MissingValue("BEFORE", "variable", 1, 1)],
+    ),
+    (['source "$ENV_DIR/env.sh"'], [MissingValue("ENV_DIR", "variable", 1, 1)]),
+    (
+        ["source env.sh", "ping <host>"],
+        [MissingValue("host", "placeholder", 2, 1)],
+    ),
+    (
+        ["echo . source eval; ls ./source; echo $PLAIN"],
+        [MissingValue("PLAIN", "variable", 1, 1)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("steps", "expected"), SOURCING_CASES)
+def test_sourced_variables_not_missing(
+    steps: list[str], expected: list[MissingValue]
+) -> None:
+    assert find_missing_values(steps, {}, {}) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("source ~/.profile", True),
+        (". ./env.sh", True),
+        ('eval "$(ssh-agent)"', True),
+        ("echo source; cat .", False),
+        ("# source env.sh", False),
+    ],
+)
+def test_may_set_any_variable(code: str, expected: bool) -> None:
+    assert may_set_any_variable(code) is expected
+
+
 # --- substitute_placeholders against bash -----------------------------------------
 
 TRICKY_VALUES = [
@@ -619,6 +673,16 @@ SUBSTITUTION_TEMPLATES = [
     ("printf '%s' \"$(case x in (y) :;; (x) printf '%s' <v>;; esac)\"", "@V@"),
     ("cat <<< <v>", "@V@\n"),
     ('cat <<<"[<v>]"', "[@V@]\n"),
+    ("printf '%s' '<v>'", "@V@"),
+    ("printf '%s' 'pre <v> post'", "pre @V@ post"),
+    ("printf '%s' '<v>''<v>'", "@V@@V@"),
+    ("printf '%s' pre-'<v>'-\"<v>\"", "pre-@V@-@V@"),
+    ("printf '%s' '$<v>'", "$@V@"),
+    ("printf '%s' \"$(printf '%s' '<v>')\"", "@V@"),
+    ("x=`printf '%s' '<v>'`; printf '%s' \"$x\"", "@V@"),
+    ("printf '%s' \"`printf '%s' '<v>'`\"", "@V@"),
+    ("printf '%s' ${UNSET_X:-'<v>'}", "@V@"),
+    ("cat <<END_OF_TEXT\n$(printf '%s' '<v>')\nEND_OF_TEXT", "@V@\n"),
 ]
 
 
@@ -677,6 +741,13 @@ def test_substitution_skips_quoted_heredoc() -> None:
     code = "cat <<'EOF'\n<host>\nEOF\necho <host>"
     assert substitute_placeholders(code, {"host": "h"}) == (
         "cat <<'EOF'\n<host>\nEOF\necho h"
+    )
+
+
+def test_substitution_reopens_single_quotes() -> None:
+    code = "ssh web1 'sudo systemctl restart <service-name>'"
+    assert substitute_placeholders(code, {"service-name": "my app"}) == (
+        "ssh web1 'sudo systemctl restart ''my app'''"
     )
 
 

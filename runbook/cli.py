@@ -88,6 +88,14 @@ def _finite_timeout(
     return value
 
 
+format_option = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 playbook_argument = click.argument(
     "playbook", type=click.Path(dir_okay=False, path_type=str)
 )
@@ -114,14 +122,7 @@ def main(verbose: int) -> None:
 
 @main.command("list")
 @playbook_argument
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 def list_command(playbook: str, output_format: str) -> None:
     """List the sections of a playbook with their step counts.
 
@@ -145,14 +146,7 @@ def list_command(playbook: str, output_format: str) -> None:
     help="Section title, slug, heading path (A/B) or unique part of a title. "
     "Default: the whole playbook.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 def show_command(playbook: str, section: str | None, output_format: str) -> None:
     """Print the numbered steps of a section with their descriptions and code.
 

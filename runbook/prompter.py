@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from .errors import EditorError
 from .plan import Plan, PlannedStep, unused_values
-from .runner import Decision, RunResult, StepRecord
+from .records import Decision, RunResult, StepRecord
 from .session import StepOutcome
 
 _BEFORE_CHOICES = {

@@ -7,93 +7,31 @@ writes every decision and result to the transcript as it happens.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shlex
 import signal
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from types import FrameType
 from typing import Protocol
 
 from . import variables
 from .errors import DestructiveStepsNeedConsent, MissingValues, SessionEnded
+from .live import LiveOutput, signals_as_interrupts
 from .plan import Plan, PlannedStep, describe_missing, find_missing
+from .records import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STEP_FAILED,
+    Decision,
+    RunOptions,
+    RunResult,
+    StepRecord,
+    summary_row,
+)
 from .session import BashSession, StepOutcome
-from .transcript import Masker, StreamMasker, Transcript, output_fields
+from .transcript import Masker, Transcript, output_fields
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_STEP_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-#: Seconds between ``output`` records while a step runs.
-PARTIAL_OUTPUT_SECONDS = 1.0
-
-
-class Decision(StrEnum):
-    """What the operator (or the ``--yes`` policy) chose for a step."""
-
-    RUN = "run"
-    SKIP = "skip"
-    EDIT = "edit"
-    QUIT = "quit"
-    ALL = "all"
-    RETRY = "retry"
-    RESTART = "restart"
-
-
-@dataclass
-class StepRecord:
-    """The final state of one planned step in a run."""
-
-    planned: PlannedStep
-    decision: str
-    code: str = ""
-    outcome: StepOutcome | None = None
-    attempts: int = 0
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome is not None and not self.outcome.succeeded
-
-    @property
-    def status_text(self) -> str:
-        """The exit status column of the summary table."""
-        outcome = self.outcome
-        if outcome is None:
-            return "-"
-        if outcome.session_ended and outcome.exit_status is None:
-            return "shell lost (no prompt)"
-        if outcome.session_ended:
-            return f"shell exited ({outcome.exit_status})"
-        if outcome.timed_out:
-            return "timed out"
-        if outcome.killed:
-            return "killed"
-        if outcome.interrupted:
-            return f"interrupted ({outcome.exit_status})"
-        if outcome.exit_status is None:
-            return "incomplete input"
-        return str(outcome.exit_status)
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.outcome is None else self.outcome.duration
-
-
-@dataclass
-class RunResult:
-    """Every step's record, the exit status of the run, and why it stopped early."""
-
-    records: list[StepRecord]
-    exit_code: int
-    stopped: str | None = None
-    transcript_path: str | None = None
 
 
 class Prompter(Protocol):
@@ -143,18 +81,6 @@ class Prompter(Protocol):
         ...
 
     def finished(self, result: RunResult) -> None: ...
-
-
-@dataclass
-class RunOptions:
-    """Run-wide settings from the command line."""
-
-    assume_yes: bool = False
-    keep_going: bool = False
-    allow_destructive: bool = False
-    timeout: float | None = None
-    target: str = "local"
-    mode: str = "interactive"
 
 
 @dataclass
@@ -239,7 +165,7 @@ class Runner:
             mode=self.options.mode,
         )
         self.prompter.run_started(self.plan)
-        with _signals_as_interrupts(self):
+        with signals_as_interrupts(self._note_signal):
             self._run_steps(state)
         result = RunResult(
             records=state.records,
@@ -257,7 +183,7 @@ class Runner:
             "end",
             exit_code=result.exit_code,
             stopped=result.stopped,
-            summary=[_summary_row(r) for r in result.records],
+            summary=[summary_row(r) for r in result.records],
         )
         self.prompter.finished(result)
         return result
@@ -287,6 +213,9 @@ class Runner:
             self._current = None
             if self.session is not None:
                 self.session.close()
+
+    def _note_signal(self, signum: int) -> None:
+        self.terminated_by = signum
 
     def _interrupt_reason(self) -> str:
         if self.terminated_by is not None:
@@ -421,7 +350,9 @@ class Runner:
                 "started", step=planned.number, line=planned.step.start_line,
                 command=to_run,
             )  # fmt: skip
-            live = _LiveOutput(self, planned.number)
+            live = LiveOutput(
+                self.prompter.step_output, self.transcript, planned.number
+            )
             outcome = self.session.run(
                 to_run,
                 timeout=timeout,
@@ -525,67 +456,6 @@ class Runner:
             )
 
 
-class _LiveOutput:
-    """Output of a running step on its way to the operator and the transcript.
-
-    Secrets are masked before anything is shown. Output of a step that runs
-    longer than PARTIAL_OUTPUT_SECONDS is also written as ``output`` records
-    at that interval, so a run killed mid-step keeps what the step printed.
-    """
-
-    def __init__(self, runner: Runner, step_number: int) -> None:
-        self.runner = runner
-        self.step_number = step_number
-        self.masking = StreamMasker(runner.masker)
-        self.pending = bytearray()
-        self.last_write = time.monotonic()
-
-    def feed(self, data: bytes) -> None:
-        shown = self.masking.feed(data)
-        if shown:
-            self.runner.prompter.step_output(shown)
-            self.pending += shown
-        if (
-            self.pending
-            and time.monotonic() - self.last_write >= PARTIAL_OUTPUT_SECONDS
-        ):
-            self._write_partial()
-
-    def flush(self) -> None:
-        self.runner.prompter.step_output(self.masking.flush())
-
-    def _write_partial(self) -> None:
-        self.runner.transcript.write(
-            "output",
-            step=self.step_number,
-            **output_fields(bytes(self.pending), Masker()),
-        )
-        self.pending.clear()
-        self.last_write = time.monotonic()
-
-
-@contextlib.contextmanager
-def _signals_as_interrupts(runner: Runner) -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into KeyboardInterrupt while the run lasts."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        runner.terminated_by = signum
-        raise KeyboardInterrupt
-
-    previous = {
-        number: signal.signal(number, interrupt)
-        for number in (signal.SIGTERM, signal.SIGHUP)
-    }
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 def _incomplete_input(heredoc: tuple[str, int]) -> StepOutcome:
     delimiter, line = heredoc
     message = (
@@ -604,13 +474,3 @@ def _exit_code(state: _State, terminated_by: int | None) -> int:
     if any(r.failed for r in state.records):
         return EXIT_STEP_FAILED
     return EXIT_OK
-
-
-def _summary_row(record: StepRecord) -> dict[str, object]:
-    duration = record.duration
-    return {
-        "step": record.planned.number,
-        "decision": record.decision,
-        "exit_status": record.status_text,
-        "duration": None if duration is None else round(duration, 3),
-    }

@@ -25,16 +25,21 @@ import select
 import shutil
 import signal
 import tempfile
-import termios
 import time
-import tty
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pexpect
 
 from .errors import SessionEnded, SessionStartError
+from .terminal import (
+    EchoFilter,
+    OutputCallback,
+    OutputCapture,
+    enter_raw_mode,
+    restore_mode,
+)
+from .workdir import WORKDIR_PREFIX, remove_stale_workdirs, workdir_base
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +54,9 @@ CTRL_C_ESCALATION = 3
 #: Output kept per step in memory; the middle of longer output is dropped.
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024
 
-_WORKDIR_PREFIX = "runbook."
 _RS = b"\x1e"  # ASCII record separator: starts the prompt marker
 _US = b"\x1f"  # ASCII unit separator: ends it
 _BRACKETED_PASTE = re.compile(rb"\x1b\[\?2004[hl]")
-
-OutputCallback = Callable[[bytes], None]
 
 
 @dataclass
@@ -85,69 +87,6 @@ class StepOutcome:
             and not self.interrupted
             and not self.session_ended
         )
-
-
-@dataclass
-class _Capture:
-    """Output of the step being run, bounded to MAX_CAPTURE_BYTES."""
-
-    limit: int
-    head: bytearray = field(default_factory=bytearray)
-    tail: bytearray = field(default_factory=bytearray)
-    dropped: int = 0
-
-    def add(self, data: bytes) -> None:
-        room = self.limit // 2 - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        if not data:
-            return
-        self.tail += data
-        excess = len(self.tail) - self.limit // 2
-        if excess > 0:
-            del self.tail[:excess]
-            self.dropped += excess
-
-    def value(self) -> bytes:
-        if not self.dropped:
-            return bytes(self.head + self.tail)
-        note = f"\n[runbook: {self.dropped} bytes of output not kept]\n".encode()
-        return bytes(self.head) + note + bytes(self.tail)
-
-
-class _EchoFilter:
-    """Passes output on, minus one leading copy of ``echo`` if it comes first."""
-
-    def __init__(self, echo: bytes, sink: OutputCallback) -> None:
-        self.echo = echo
-        self.sink = sink
-        self.held = b""
-        self.decided = False
-
-    def __call__(self, data: bytes) -> None:
-        if self.decided:
-            self.sink(data)
-            return
-        self.held += data
-        if self.held.startswith(self.echo):
-            rest = self.held[len(self.echo) :]
-            self._decide()
-            if rest:
-                self.sink(rest)
-        elif not self.echo.startswith(self.held):
-            self.flush()
-
-    def flush(self) -> None:
-        """Pass on whatever is held back; no echo is expected after this."""
-        held = self.held
-        self._decide()
-        if held and not self.echo.startswith(held):
-            self.sink(held)
-
-    def _decide(self) -> None:
-        self.decided = True
-        self.held = b""
 
 
 class BashSession:
@@ -196,10 +135,10 @@ class BashSession:
         self._marker = re.compile(
             re.escape(_RS + b"RB" + self._nonce + b":") + rb"(\d+)" + re.escape(_US)
         )
-        base = _workdir_base()
-        _remove_stale_workdirs(base)
+        base = workdir_base()
+        remove_stale_workdirs(base)
         self._workdir = tempfile.mkdtemp(
-            prefix=f"{_WORKDIR_PREFIX}{os.getpid()}.", dir=base
+            prefix=f"{WORKDIR_PREFIX}{os.getpid()}.", dir=base
         )
         self._step_file = os.path.join(self._workdir, "step")
         env = dict(self.env)
@@ -305,7 +244,7 @@ class BashSession:
         self._write_step_file(code)
         line = f". {self._step_file}" + ("" if stdin_from_terminal else " </dev/null")
         started = time.monotonic()
-        capture = _Capture(MAX_CAPTURE_BYTES)
+        capture = OutputCapture(MAX_CAPTURE_BYTES)
 
         def deliver(data: bytes) -> None:
             if data:
@@ -322,7 +261,7 @@ class BashSession:
             # may process the line above after this change, and then echoes it
             # too: the filter drops that copy.
             child.setecho(True)
-            echo_filter = _EchoFilter(line.encode() + b"\r\n", deliver)
+            echo_filter = EchoFilter(line.encode() + b"\r\n", deliver)
             emit = echo_filter
         outcome = StepOutcome(exit_status=None, output=b"", duration=0.0)
         deadline = None if timeout is None else started + timeout
@@ -330,7 +269,7 @@ class BashSession:
         self._ctrl_c_forwarded = False
         # Raw mode lasts until the step is over, interrupt included, so that
         # a Ctrl-C typed meanwhile reaches the step, never runbook itself.
-        saved_mode = _enter_raw_mode(input_fd)
+        saved_mode = enter_raw_mode(input_fd)
         try:
             try:
                 status = self._pump(emit, deadline, outcome, input_fd)
@@ -340,7 +279,7 @@ class BashSession:
             if status is None and not outcome.session_ended:
                 status = self._interrupt(emit, outcome)
         finally:
-            _restore_mode(input_fd, saved_mode)
+            restore_mode(input_fd, saved_mode)
         if self._ctrl_c_forwarded:
             outcome.interrupted = True
         if echo_filter is not None:
@@ -548,65 +487,6 @@ class BashSession:
         outcome.session_ended = True
         outcome.exit_status = self.exit_status
         log.info("shell ended with status %s", self.exit_status)
-
-
-def _enter_raw_mode(fd: int | None) -> list[Any] | None:
-    """Put the operator's terminal in raw mode so keys reach the step unchanged."""
-    if fd is None or not os.isatty(fd):
-        return None
-    saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
-    return saved
-
-
-def _restore_mode(fd: int | None, saved: list[Any] | None) -> None:
-    """Leave raw mode, discarding keys typed but not yet read (stray Ctrl-C)."""
-    if fd is not None and saved is not None:
-        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
-
-
-def _workdir_base() -> str:
-    """Return /dev/shm when writable, else the temporary directory.
-
-    Step files may hold secrets, and in /dev/shm (a tmpfs on Linux) they never
-    reach a disk; writing there is also faster.
-    """
-    shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return tempfile.gettempdir()
-
-
-def _remove_stale_workdirs(base: str) -> None:
-    """Remove step directories left by runbook processes that no longer exist.
-
-    A run killed with SIGKILL cannot clean up, and its step file may hold
-    secrets. Directory names carry the owning process id.
-    """
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return
-    for name in names:
-        if not name.startswith(_WORKDIR_PREFIX):
-            continue
-        owner = name[len(_WORKDIR_PREFIX) :].split(".", 1)[0]
-        if not owner.isdigit() or _process_exists(int(owner)):
-            continue
-        path = os.path.join(base, name)
-        if os.path.isdir(path) and os.stat(path).st_uid == os.getuid():
-            shutil.rmtree(path, ignore_errors=True)
-            log.info("removed %s, left by a runbook process that ended", path)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _default_bash_command() -> list[str]:

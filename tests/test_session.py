@@ -221,10 +221,10 @@ def test_start_failure_is_clear(tmp_path):
     ],
 )
 def test_echo_filter_drops_one_leading_echo(chunks, expected):
-    from runbook.session import _EchoFilter
+    from runbook.terminal import EchoFilter
 
     received: list[bytes] = []
-    echo_filter = _EchoFilter(b". /tmp/s\r\n", received.append)
+    echo_filter = EchoFilter(b". /tmp/s\r\n", received.append)
     for chunk in chunks:
         echo_filter(chunk)
     echo_filter.flush()
@@ -275,11 +275,11 @@ def test_step_file_emptied_after_step(session):
 def test_stale_workdir_removed(tmp_path):
     import subprocess
 
-    from runbook.session import _workdir_base
+    from runbook.workdir import workdir_base
 
     finished = subprocess.Popen(["true"])
     finished.wait()
-    stale = Path(_workdir_base()) / f"runbook.{finished.pid}.test"
+    stale = Path(workdir_base()) / f"runbook.{finished.pid}.test"
     stale.mkdir()
     (stale / "step").write_text("export SECRET=left-behind\n")
     with BashSession():

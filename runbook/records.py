@@ -1,0 +1,97 @@
+"""What a run decided and produced: decisions, step records, run results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .plan import PlannedStep
+from .session import StepOutcome
+
+EXIT_OK = 0
+EXIT_STEP_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Decision(StrEnum):
+    """What the operator (or the ``--yes`` policy) chose for a step."""
+
+    RUN = "run"
+    SKIP = "skip"
+    EDIT = "edit"
+    QUIT = "quit"
+    ALL = "all"
+    RETRY = "retry"
+    RESTART = "restart"
+
+
+@dataclass
+class StepRecord:
+    """The final state of one planned step in a run."""
+
+    planned: PlannedStep
+    decision: str
+    code: str = ""
+    outcome: StepOutcome | None = None
+    attempts: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is not None and not self.outcome.succeeded
+
+    @property
+    def status_text(self) -> str:
+        """The exit status column of the summary table."""
+        outcome = self.outcome
+        if outcome is None:
+            return "-"
+        if outcome.session_ended and outcome.exit_status is None:
+            return "shell lost (no prompt)"
+        if outcome.session_ended:
+            return f"shell exited ({outcome.exit_status})"
+        if outcome.timed_out:
+            return "timed out"
+        if outcome.killed:
+            return "killed"
+        if outcome.interrupted:
+            return f"interrupted ({outcome.exit_status})"
+        if outcome.exit_status is None:
+            return "incomplete input"
+        return str(outcome.exit_status)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.outcome is None else self.outcome.duration
+
+
+@dataclass
+class RunResult:
+    """Every step's record, the exit status of the run, and why it stopped early."""
+
+    records: list[StepRecord]
+    exit_code: int
+    stopped: str | None = None
+    transcript_path: str | None = None
+
+
+@dataclass
+class RunOptions:
+    """Run-wide settings from the command line."""
+
+    assume_yes: bool = False
+    keep_going: bool = False
+    allow_destructive: bool = False
+    timeout: float | None = None
+    target: str = "local"
+    mode: str = "interactive"
+
+
+def summary_row(record: StepRecord) -> dict[str, object]:
+    duration = record.duration
+    return {
+        "step": record.planned.number,
+        "decision": record.decision,
+        "exit_status": record.status_text,
+        "duration": None if duration is None else round(duration, 3),
+    }

@@ -1,4 +1,4 @@
-"""What a run decided and produced: decisions, step records, run results."""
+"""Records of a run: decisions, per-step records, the run result, exit statuses."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ EXIT_INTERRUPTED = 130
 
 
 class Decision(StrEnum):
-    """What the operator (or the ``--yes`` policy) chose for a step."""
+    """A choice for a step, made by the operator or by the ``--yes`` policy."""
 
     RUN = "run"
     SKIP = "skip"

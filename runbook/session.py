@@ -61,7 +61,7 @@ _BRACKETED_PASTE = re.compile(rb"\x1b\[\?2004[hl]")
 
 @dataclass
 class StepOutcome:
-    """What happened when one step ran.
+    """The result of running one step.
 
     ``exit_status`` is None when the step did not finish normally: it timed
     out and was killed, or the shell itself ended (then ``session_ended`` is

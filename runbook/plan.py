@@ -32,9 +32,9 @@ class PlannedStep:
 
 @dataclass
 class Plan:
-    """What a run will do: which steps, in which order, with which values.
+    """The steps a run will take, in order, and the values they need.
 
-    ``values`` holds the values supplied so far for placeholders and
+    ``values`` contains the values supplied so far for placeholders and
     variables; the runner adds the ones the operator types in.
     """
 

@@ -9,7 +9,7 @@ in a script. Because bash has read the whole command line before the step
 starts, a command in the step that reads the terminal cannot swallow runbook's
 own input.
 
-The end of a step is the shell's next prompt. ``PS1`` is a marker that holds a
+The end of a step is the shell's next prompt. ``PS1`` is a marker that contains a
 random nonce and ``$?``, so the prompt carries the exit status, and output that
 merely looks like the marker cannot end a step. bash runs with ``--noediting``,
 so readline never switches on bracketed paste or redraws the input line.

@@ -316,3 +316,14 @@ def test_forwarded_ctrl_c_marks_interrupted(tmp_path):
     assert outcome.interrupted
     assert outcome.exit_status == 130
     assert not outcome.timed_out
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "dumb", "vt100", "screen", None])
+def test_any_term_gives_clean_output(tmp_path, term):
+    env = {k: v for k, v in os.environ.items() if k != "TERM"}
+    if term is not None:
+        env["TERM"] = term
+    with BashSession(cwd=str(tmp_path), env=env) as shell:
+        outcome = shell.run("echo clean; (exit 6)")
+    assert outcome.output == b"clean\r\n"
+    assert outcome.exit_status == 6

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from . import variables
-from .plan import Plan, build_plan, find_missing
+from .plan import Plan, build_plan, check_destructive, check_values, find_missing
 from .playbook import load_playbook
 
 
@@ -79,10 +79,18 @@ def plan_run(request: RunRequest) -> Plan:
 
 
 def dry_run(request: RunRequest) -> str:
-    """Return what ``run`` would send to the shell; nothing is executed."""
+    """Return what ``run`` would send to the shell; nothing is executed.
+
+    With ``assume_yes`` the checks of a real ``--yes`` run apply first, so a
+    dry run fails exactly where the real run would refuse to start.
+    """
     from .views import render_dry_run
 
     plan = plan_run(request)
+    if request.assume_yes:
+        if not request.allow_destructive:
+            check_destructive(plan)
+        check_values(plan)
     return render_dry_run(plan, find_missing(plan))
 
 

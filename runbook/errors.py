@@ -132,9 +132,20 @@ class SessionEnded(SessionError):
     """The shell exited; later steps cannot run in the same session."""
 
 
+class EndOfInput(KeyboardInterrupt):
+    """No answer can be read at a prompt: stdin ended or the terminal is gone.
+
+    It stops the run the way Ctrl-C at a prompt does.
+    """
+
+
 class EditorError(RunbookError):
     """The editor for the edit decision could not be started."""
 
 
 class TranscriptError(RunbookError):
     """The transcript file cannot be written or read."""
+
+
+class TranscriptPathError(UsageError):
+    """The transcript file cannot be created where ``--transcript`` points."""

@@ -7,7 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import variables
-from .errors import NoRunnableSteps, StepSelectionError
+from .errors import (
+    DestructiveStepsNeedConsent,
+    MissingValues,
+    NoRunnableSteps,
+    StepSelectionError,
+)
 from .playbook import Playbook, Section, Step
 
 
@@ -116,6 +121,30 @@ def find_missing(plan: Plan) -> list[variables.MissingValue]:
     """Return the values the plan's steps use that are neither supplied nor set."""
     codes = [p.step.code for p in plan.steps]
     return variables.find_missing_values(codes, plan.values, plan.environment)
+
+
+def check_destructive(plan: Plan) -> None:
+    """Raise DestructiveStepsNeedConsent when the plan has steps marked confirm."""
+    marked = [p for p in plan.steps if p.step.attributes.get("confirm")]
+    if marked:
+        listed = ", ".join(
+            f"{p.number} ({p.label}, line {p.step.start_line})" for p in marked
+        )
+        raise DestructiveStepsNeedConsent(
+            f"steps marked confirm cannot run unattended: {listed}; pass "
+            "--allow-destructive to run them with --yes, or leave them out "
+            "with --step/--from"
+        )
+
+
+def check_values(plan: Plan) -> None:
+    """Raise MissingValues when a step needs a value that nobody supplied."""
+    missing = find_missing(plan)
+    if missing:
+        raise MissingValues(
+            [m.name for m in missing],
+            [describe_missing(plan, m) for m in missing],
+        )
 
 
 def unused_values(plan: Plan) -> list[str]:

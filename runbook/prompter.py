@@ -10,15 +10,18 @@ pay for rendering.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from .errors import EditorError
+from .errors import EditorError, EndOfInput
 from .plan import Plan, PlannedStep, unused_values
 from .records import Decision, RunResult, StepRecord
 from .session import StepOutcome
+
+log = logging.getLogger(__name__)
 
 _BEFORE_CHOICES = {
     "r": Decision.RUN,
@@ -72,6 +75,7 @@ class TerminalPrompter:
         )
         self.steps_read_terminal = interactive_terminal
         self._out = getattr(self.stdout, "buffer", None)
+        self._output_lost = False
         self._terminal = _isatty(self.stdout)
         self._console: Any = None
         if self._terminal:
@@ -81,11 +85,37 @@ class TerminalPrompter:
 
     def say(self, text: str = "", style: str | None = None, end: str = "\n") -> None:
         """Print one line: styled on a terminal, plain text elsewhere."""
-        if self._console is not None:
-            self._console.print(text, style=style, end=end, markup=False)
-        else:
-            # Flushed before every prompt and step, not per line.
-            self.stdout.write(text + end)
+        if self._output_lost:
+            return
+        try:
+            if self._console is not None:
+                self._console.print(text, style=style, end=end, markup=False)
+            else:
+                # Flushed before every prompt and step, not per line.
+                self.stdout.write(text + end)
+        except OSError:
+            self._lose_output()
+
+    def _print_rich(self, renderable: Any) -> None:
+        if self._output_lost:
+            return
+        try:
+            self._console.print(renderable)
+        except OSError:
+            self._lose_output()
+
+    def flush(self) -> None:
+        if self._output_lost:
+            return
+        try:
+            self.stdout.flush()
+        except OSError:
+            self._lose_output()
+
+    def _lose_output(self) -> None:
+        """Stop writing: the terminal is gone (EIO) or the pipe is closed."""
+        self._output_lost = True
+        log.warning("output to the terminal failed; the run goes on without it")
 
     # --- before a step ------------------------------------------------------------
 
@@ -105,7 +135,7 @@ class TerminalPrompter:
             header = Text(f"Step {planned.number}/{self.total_steps}", "bold cyan")
             header.append(f"  {where}", style="bold")
             header.append(f"  (line {step.start_line})", style="dim")
-            self._console.print(header)
+            self._print_rich(header)
         else:
             self.say(
                 f"Step {planned.number}/{self.total_steps}  {where}"
@@ -119,7 +149,7 @@ class TerminalPrompter:
         if self._console is not None and not self._console.no_color:
             from rich.syntax import Syntax
 
-            self._console.print(
+            self._print_rich(
                 Syntax(code.rstrip("\n"), "bash", theme="ansi_dark", word_wrap=True)
             )
         else:
@@ -140,45 +170,61 @@ class TerminalPrompter:
         return edited
 
     def ask_value(self, name: str, kind: str, secret: bool) -> str | None:
-        label = f"<{name}>" if kind == "placeholder" else f"${name}"
-        prompt = f"Value for {label} ({kind}; empty leaves it unset): "
-        if secret and _isatty(self.stdin):
-            value = getpass.getpass(prompt)
+        """Ask until a placeholder gets a value; a variable may stay unset."""
+        if kind == "placeholder":
+            prompt = f"Value for <{name}> (placeholder; required): "
         else:
-            self.say(prompt, end="")
-            value = self._read_line(echo_as="***" if secret else None)
-        return value or None
+            prompt = f"Value for ${name} (variable; empty leaves it unset): "
+        while True:
+            if secret and _isatty(self.stdin):
+                self.flush()
+                try:
+                    value = getpass.getpass(prompt)
+                except EOFError as error:
+                    raise EndOfInput("the input ended at a prompt") from error
+            else:
+                self.say(prompt, end="")
+                value = self._read_line(echo_as="***" if secret else None)
+            if value or kind != "placeholder":
+                return value or None
+            self.say(
+                f"<{name}> needs a value: an empty one would leave the literal "
+                "text in the command."
+            )
 
     # --- while a step runs --------------------------------------------------------
 
+    def warn(self, text: str) -> None:
+        self.say(f"warning: {text}", style="yellow")
+
     def run_started(self, plan: Plan) -> None:
         for warning in plan.playbook.warnings:
-            self.say(
-                f"warning: {plan.playbook.path}:{warning.line}: {warning.message}",
-                style="yellow",
-            )
+            self.warn(f"{plan.playbook.path}:{warning.line}: {warning.message}")
         for name in unused_values(plan):
-            self.say(
-                f"warning: value {name!r} is not used by any selected step; "
-                "check its spelling",
-                style="yellow",
+            self.warn(
+                f"value {name!r} is not used by any selected step; check its spelling"
             )
 
     def step_started(self, planned: PlannedStep, code: str, announce: bool) -> None:
         if announce:
             self.show_step(planned, code)
-        self.stdout.flush()
+        self.flush()
 
     def step_output(self, data: bytes) -> None:
         if not data:
             return
+        if self._output_lost:
+            return
         if not self._terminal:
             data = data.replace(b"\r\n", b"\n")
-        if self._out is not None:
-            self._out.write(data)
-            self._out.flush()
-        else:
-            self.stdout.write(data.decode("utf-8", "replace"))
+        try:
+            if self._out is not None:
+                self._out.write(data)
+                self._out.flush()
+            else:
+                self.stdout.write(data.decode("utf-8", "replace"))
+        except OSError:
+            self._lose_output()
 
     def step_finished(self, planned: PlannedStep, outcome: StepOutcome) -> None:
         record = StepRecord(planned, "run", outcome=outcome)
@@ -193,7 +239,9 @@ class TerminalPrompter:
                 style="bold red",
             )
 
-    def confirm(self, planned: PlannedStep) -> bool:
+    def confirm(self, planned: PlannedStep, code: str, show: bool) -> bool:
+        if show:
+            self.show_step(planned, code)
         word = planned.step.name or "run"
         self.say(
             f"Step {planned.number} is marked confirm: it may change or destroy data.",
@@ -230,7 +278,7 @@ class TerminalPrompter:
     def finished(self, result: RunResult) -> None:
         self.say()
         if self._console is not None:
-            self._console.print(_summary_table(result.records))
+            self._print_rich(_summary_table(result.records))
         else:
             for line in summary_lines(result.records):
                 self.say(line)
@@ -238,7 +286,7 @@ class TerminalPrompter:
             self.say(f"Stopped: {result.stopped}")
         if result.transcript_path:
             self.say(f"Transcript: {result.transcript_path}")
-        self.stdout.flush()
+        self.flush()
 
     # --- input ------------------------------------------------------------------------
 
@@ -252,12 +300,14 @@ class TerminalPrompter:
 
     def _read_line(self, echo_as: str | None = None) -> str:
         """Read one answer; when stdin is not a terminal, echo it for the log."""
-        self.stdout.flush()
-        line = self.stdin.readline()
+        self.flush()
+        try:
+            line = self.stdin.readline()
+        except OSError as error:
+            raise EndOfInput(f"cannot read an answer: {error.strerror}") from error
         if not line:
-            # End of input: nobody is left to answer, which is a quit.
             self.say()
-            raise KeyboardInterrupt
+            raise EndOfInput("the input ended at a prompt")
         answer = line.rstrip("\r\n")
         if not _isatty(self.stdin):
             shown = echo_as if echo_as is not None and answer else answer

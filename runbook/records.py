@@ -58,6 +58,8 @@ class StepRecord:
             return f"interrupted ({outcome.exit_status})"
         if outcome.exit_status is None:
             return "incomplete input"
+        if outcome.expected_status and not outcome.succeeded:
+            return f"{outcome.exit_status} (expected {outcome.expected_status})"
         return str(outcome.exit_status)
 
     @property

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import variables
-from .errors import DestructiveStepsNeedConsent, MissingValues, SessionEnded
+from .errors import EndOfInput, SessionEnded
 from .live import LiveOutput, signals_as_interrupts
-from .plan import Plan, PlannedStep, describe_missing, find_missing
+from .plan import Plan, PlannedStep, check_destructive, check_values, find_missing
 from .records import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -66,8 +66,12 @@ class Prompter(Protocol):
 
     def step_finished(self, planned: PlannedStep, outcome: StepOutcome) -> None: ...
 
-    def confirm(self, planned: PlannedStep) -> bool:
+    def confirm(self, planned: PlannedStep, code: str, show: bool) -> bool:
         """Return whether the operator confirmed a step marked ``confirm``."""
+        ...
+
+    def warn(self, text: str) -> None:
+        """Show a warning that does not stop the run."""
         ...
 
     def after_failure(self, planned: PlannedStep, outcome: StepOutcome) -> Decision:
@@ -118,18 +122,8 @@ class Runner:
 
     def check_destructive(self) -> None:
         """Reject a ``--yes`` run of steps marked ``confirm`` without consent."""
-        if not self.options.assume_yes or self.options.allow_destructive:
-            return
-        marked = [p for p in self.plan.steps if p.step.attributes.get("confirm")]
-        if marked:
-            listed = ", ".join(
-                f"{p.number} ({p.label}, line {p.step.start_line})" for p in marked
-            )
-            raise DestructiveStepsNeedConsent(
-                f"steps marked confirm cannot run unattended: {listed}; pass "
-                "--allow-destructive to run them with --yes, or leave them out "
-                "with --step/--from"
-            )
+        if self.options.assume_yes and not self.options.allow_destructive:
+            check_destructive(self.plan)
 
     def check_values(self) -> list[variables.MissingValue]:
         """Return the values the plan needs that nobody supplied.
@@ -137,13 +131,10 @@ class Runner:
         With ``assume_yes`` a missing value raises MissingValues, because
         nobody can be asked.
         """
-        missing = find_missing(self.plan)
-        if missing and self.options.assume_yes:
-            raise MissingValues(
-                [m.name for m in missing],
-                [describe_missing(self.plan, m) for m in missing],
-            )
-        return missing
+        if self.options.assume_yes:
+            check_values(self.plan)
+            return []
+        return find_missing(self.plan)
 
     def run(self) -> RunResult:
         """Run the plan; return every step's record and the run's exit status.
@@ -155,6 +146,7 @@ class Runner:
         self.check_values()
         self._collect_secrets()
         state = _State(run_all=self.options.assume_yes)
+        self.transcript.on_error = self.prompter.warn
         self.transcript.write(
             "start",
             playbook=self.plan.playbook.path,
@@ -199,9 +191,12 @@ class Runner:
                     self._record(state, StepRecord(planned, "not run"))
                     continue
                 self._run_step(state, planned, position)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             state.interrupted = True
-            state.stopped = state.stopped or self._interrupt_reason()
+            reason = self._interrupt_reason()
+            if isinstance(interrupt, EndOfInput) and self.terminated_by is None:
+                reason = f"no answer: {interrupt}"
+            state.stopped = state.stopped or reason
             current = self._current
             if current is not None and current.outcome is not None:
                 self._record(state, current)
@@ -249,14 +244,20 @@ class Runner:
                     continue
                 code, edited = new_code, True
             break
-        if not self._confirmed(planned):
+        announce = state.run_all
+        if planned.step.attributes.get("confirm") and not self._confirmed(
+            planned, code, show=announce
+        ):
             self._record(state, StepRecord(planned, "skip"))
             return
+        if planned.step.attributes.get("confirm") and not self.options.assume_yes:
+            announce = False  # the confirmation already showed the step
         while True:
             record.decision = "edit" if edited else "run"
             record.code = code
             record.attempts += 1
-            outcome = self._execute(planned, code, edited, announce=state.run_all)
+            outcome = self._execute(planned, code, edited, announce)
+            announce = state.run_all
             record.outcome = outcome
             if outcome.succeeded:
                 break
@@ -272,17 +273,16 @@ class Runner:
         self._record(state, record)
         self._current = None
 
-    def _confirmed(self, planned: PlannedStep) -> bool:
+    def _confirmed(self, planned: PlannedStep, code: str, show: bool) -> bool:
         """Return whether a step marked ``confirm`` may run.
 
-        Interactive runs ask the operator to type the step's name; ``--yes``
-        runs only get here with ``--allow-destructive`` (``check_destructive``).
+        Interactive runs ask the operator to type the step's name, showing the
+        step first when no prompt has (``show``). ``--yes`` runs only get here
+        with ``--allow-destructive`` (see ``check_destructive``).
         """
-        if not planned.step.attributes.get("confirm"):
-            return True
         if self.options.assume_yes:
             return self.options.allow_destructive
-        return self.prompter.confirm(planned)
+        return self.prompter.confirm(planned, self._display_code(code), show)
 
     def _after_failure(
         self, state: _State, planned: PlannedStep, outcome: StepOutcome
@@ -300,6 +300,9 @@ class Runner:
             if choice is Decision.RESTART:
                 assert self.session is not None
                 self.session.restart()
+                # What earlier steps set is gone with the old shell.
+                self._assigned.clear()
+                self._sourced = False
                 self._export_values(self.plan.values.keys())
                 return Decision.SKIP
             state.stopped = f"operator quit after step {planned.number} ended the shell"
@@ -339,7 +342,8 @@ class Runner:
         heredoc = None
         if "<<" in to_run:
             heredoc = variables.find_unterminated_heredoc(to_run)
-        self.prompter.step_started(planned, self.masker.text(to_run), announce)
+        shown = self._display_code(code)
+        self.prompter.step_started(planned, shown, announce)
         if heredoc is not None:
             outcome = _incomplete_input(heredoc)
             self.prompter.step_output(outcome.output)
@@ -348,7 +352,7 @@ class Runner:
                 raise SessionEnded("the shell session has ended")
             self.transcript.write(
                 "started", step=planned.number, line=planned.step.start_line,
-                command=to_run,
+                command=shown,
             )  # fmt: skip
             live = LiveOutput(
                 self.prompter.step_output, self.transcript, planned.number
@@ -379,7 +383,7 @@ class Runner:
             name=planned.step.name,
             heading_path=list(planned.step.heading_path),
             line=planned.step.start_line,
-            command=to_run,
+            command=shown,
             edited=edited,
             exit_status=outcome.exit_status,
             timed_out=outcome.timed_out,
@@ -434,6 +438,20 @@ class Runner:
         ]
         if lines:
             self.session.run("\n".join(lines), timeout=10)
+
+    def _display_code(self, code: str) -> str:
+        """Return the code as shown and recorded: secret values become ``***``.
+
+        Placeholders are filled in with ``***`` for secret names, so no quoted
+        or escaped form of a secret reaches the screen or the transcript.
+        """
+        shown_values = {
+            name: "***" if variables.is_secret_name(name) else value
+            for name, value in self.plan.values.items()
+        }
+        if "<" in code and shown_values:
+            code = variables.substitute_placeholders(code, shown_values)
+        return self.masker.text(code)
 
     def _collect_secrets(self) -> None:
         secret_values = [

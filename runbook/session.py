@@ -9,14 +9,16 @@ in a script. Because bash has read the whole command line before the step
 starts, a command in the step that reads the terminal cannot swallow runbook's
 own input.
 
-The end of a step is the shell's next prompt. ``PS1`` is a marker that contains a
-random nonce and ``$?``, so the prompt carries the exit status, and output that
-merely looks like the marker cannot end a step. bash runs with ``--noediting``,
-so readline never switches on bracketed paste or redraws the input line.
+The end of a step is the shell's next prompt: ``PROMPT_COMMAND`` writes a
+marker with a random nonce and ``$?`` to the terminal, so the marker carries the
+exit status, and output that merely looks like it cannot end a step. bash runs
+with ``--noediting``, so readline never switches on bracketed paste or redraws
+the input line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -25,6 +27,7 @@ import select
 import shutil
 import signal
 import tempfile
+import termios
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -121,6 +124,7 @@ class BashSession:
         self._step_fd: int | None = None
         self._ctrl_c_presses = 0
         self._ctrl_c_forwarded = False
+        self._escalated = False
         self.exit_status: int | None = None
 
     # --- lifecycle ------------------------------------------------------------
@@ -142,18 +146,21 @@ class BashSession:
         )
         self._step_file = os.path.join(self._workdir, "step")
         env = dict(self.env)
-        # bash honours PS1/PS2 from the environment when it reads no rc file.
-        # The init line below stops exporting them to the step's commands.
-        prompt = "\\036RB" + self._nonce.decode() + ":$?\\037"
-        env["PS1"] = prompt
-        env["PS2"] = ""
-        # Restored before every prompt, so a step that sets PS1 (or sources a
-        # bashrc that does) cannot hide the marker; the init line makes
-        # PROMPT_COMMAND itself read-only. bash keeps $? across PROMPT_COMMAND
-        # (checked with bash 5.2).
+        # bash takes PS1, PS2 and PROMPT_COMMAND from the environment when it
+        # reads no rc file; the init line below stops exporting them.
+        # PROMPT_COMMAND writes the marker to /dev/tty, so a step that sets
+        # PS1 (or sources a bashrc that does) or redirects the shell's own
+        # stdout or stderr (exec 2>/dev/null) cannot hide it. It also empties
+        # PS1 and PS2, and the init line makes it read-only.
         # NOTE: a step that turns on line editing (set -o vi, set -o emacs)
         # makes bash skip its next prompt, so that step ends by its timeout.
-        env["PROMPT_COMMAND"] = f"PS1='{prompt}'; PS2="
+        env["PS1"] = ""
+        env["PS2"] = ""
+        env["PROMPT_COMMAND"] = (
+            "__runbook_status=$?; PS1=; PS2=; "
+            f"printf '\\036RB{self._nonce.decode()}:%s\\037' "
+            '"$__runbook_status" >/dev/tty'
+        )
         env.setdefault("TERM", "xterm-256color")
         try:
             self._child = pexpect.spawn(
@@ -267,6 +274,7 @@ class BashSession:
         deadline = None if timeout is None else started + timeout
         self._ctrl_c_presses = 0
         self._ctrl_c_forwarded = False
+        self._escalated = False
         # Raw mode lasts until the step is over, interrupt included, so that
         # a Ctrl-C typed meanwhile reaches the step, never runbook itself.
         saved_mode = enter_raw_mode(input_fd)
@@ -279,7 +287,9 @@ class BashSession:
             if status is None and not outcome.session_ended:
                 status = self._interrupt(emit, outcome)
         finally:
-            restore_mode(input_fd, saved_mode)
+            with contextlib.suppress(termios.error, OSError):
+                # The operator's terminal is gone (ssh dropped, pane closed).
+                restore_mode(input_fd, saved_mode)
         if self._ctrl_c_forwarded:
             outcome.interrupted = True
         if echo_filter is not None:
@@ -381,9 +391,11 @@ class BashSession:
             self._ctrl_c_presses = 0
             return
         self._ctrl_c_forwarded = True
+        self._signal_shell(signal.SIGINT)
         self._ctrl_c_presses += typed.count(b"\x03")
         if self._ctrl_c_presses >= CTRL_C_ESCALATION:
             self._ctrl_c_presses = 0
+            self._escalated = True
             raise KeyboardInterrupt
 
     def _pump(
@@ -432,20 +444,25 @@ class BashSession:
     def _interrupt(self, emit: OutputCallback, outcome: StepOutcome) -> int | None:
         """Stop the running step: Ctrl-C, then after a grace period kill it.
 
-        The session stays usable when the prompt comes back; when it does not,
-        the shell is declared ended.
+        SIGINT goes to the step's foreground job through the terminal and to
+        bash itself, so bash abandons the rest of the step even when the job
+        handles SIGINT and exits normally. The session stays usable when the
+        prompt comes back; when it does not, the shell is declared ended.
         """
         if not outcome.interrupted:
             outcome.timed_out = True
         child = self._require_child()
         log.info("interrupting step (Ctrl-C)")
+        self._signal_shell(signal.SIGINT)
         child.sendcontrol("c")
-        grace_deadline = time.monotonic() + self.interrupt_grace
-        try:
-            status = self._pump(emit, grace_deadline, outcome)
-        except KeyboardInterrupt:
-            # The operator pressed Ctrl-C again: kill without waiting longer.
-            status = None
+        status = None
+        if not self._escalated:
+            grace_deadline = time.monotonic() + self.interrupt_grace
+            try:
+                status = self._pump(emit, grace_deadline, outcome)
+            except KeyboardInterrupt:
+                # Ctrl-C again: kill without waiting longer.
+                status = None
         if status is not None or outcome.session_ended:
             return status
         log.warning(
@@ -461,6 +478,14 @@ class BashSession:
             outcome.session_ended = True
         # A killed step has no exit status of its own worth reporting.
         return None if outcome.killed else status
+
+    def _signal_shell(self, signum: int) -> None:
+        """Send a signal to the bash process itself (local sessions only)."""
+        # NOTE: for a shell started through another program (docker exec,
+        # ssh), child.pid is that program, which must not get this signal.
+        if self._child is not None and self._child.isalive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._child.pid, signum)
 
     def _kill_foreground(self) -> None:
         """Kill the terminal's foreground process group unless it is the shell."""

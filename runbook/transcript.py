@@ -10,19 +10,23 @@ killed keeps everything up to that moment. Secret values are replaced with
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import TranscriptError
+from .errors import TranscriptError, TranscriptPathError
 from .variables import MIN_SECRET_LENGTH, mask_secrets, mask_secrets_bytes
 
 MASK = "***"
+
+log = logging.getLogger(__name__)
 
 
 def default_transcript_dir() -> Path:
@@ -94,6 +98,13 @@ class StreamMasker:
         self._held = b""
 
     def feed(self, data: bytes) -> bytes:
+        """Return what can be shown of the output so far.
+
+        Empty ``data`` is an idle tick (the step printed nothing for a moment):
+        held-back bytes are released, so a prompt without a newline appears.
+        """
+        if not data:
+            return self.flush()
         longest = self.masker.longest
         if not longest:
             return data
@@ -126,6 +137,10 @@ class Transcript:
         self.path = Path(path)
         self.masker = masker or Masker()
         self._file: IO[str] | None = None
+        #: The first write error; later records are not written.
+        self.error: OSError | None = None
+        #: Called once with a message when a write fails.
+        self.on_error: Callable[[str], None] | None = None
 
     def open(self, create_parents: bool = False) -> None:
         """Open for appending; the file is readable by its owner only.
@@ -139,27 +154,40 @@ class Transcript:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115
         except OSError as error:
-            raise TranscriptError(
+            raise TranscriptPathError(
                 f"cannot write transcript {str(self.path)!r}: {error.strerror}; "
                 "pass --transcript PATH with a writable location"
             ) from error
 
     def write(self, record_type: str, **fields: Any) -> None:
-        """Append one record and flush it to the operating system."""
+        """Append one record and flush it to the operating system.
+
+        A write that fails (disk full, file too large) does not stop the run:
+        it is reported once through ``on_error`` and later records are
+        dropped, because a half-written line would make the rest unreadable.
+        """
         if self._file is None:
             raise TranscriptError(f"transcript {str(self.path)!r} is not open")
+        if self.error is not None:
+            return
         record = {"type": record_type, "time": _now(), **self.masker.any(fields)}
         try:
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
             self._file.flush()
         except OSError as error:
-            raise TranscriptError(
-                f"cannot append to transcript {str(self.path)!r}: {error.strerror}"
-            ) from error
+            self.error = error
+            message = (
+                f"cannot append to transcript {str(self.path)!r}: {error.strerror}; "
+                "the run goes on, and later records are not written"
+            )
+            log.error("%s", message)
+            if self.on_error is not None:
+                self.on_error(message)
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._file = None
 
     def __enter__(self) -> Transcript:

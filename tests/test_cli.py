@@ -532,7 +532,7 @@ def test_timeout_must_be_finite(cli):
 def test_transcript_in_missing_directory(cli, tmp_path):
     target = tmp_path / "absent" / "t.jsonl"
     result = cli("run", DEMO, "-s", "Happy Path", "--yes", "--transcript", str(target))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "cannot write transcript" in result.output
     assert not target.parent.exists()
 
@@ -609,3 +609,57 @@ def test_sourced_variable_not_asked(cli):
     assert result.exit_code == 0
     assert "Value for $FROM_FILE" not in result.output
     assert "from file: loaded" in result.output
+
+
+def test_quoted_secret_never_shown(cli, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    secret = "pa\"ss$wo'rd"
+    result = cli(
+        "run", DEMO, "-s", "Quoted Secret", "--yes",
+        "--var", f"api-key={secret}", "--transcript", str(transcript),
+    )  # fmt: skip
+    text = transcript.read_text()
+    assert result.exit_code == 0
+    assert 'echo "dq ***"' in result.output
+    assert "echo sq \'\'\'***\'\'\'" in result.output
+    assert "dq ***" in result.output
+    for fragment in ("ss$wo", "ss\\$wo", 'pa\\"ss'):
+        assert fragment not in result.output
+        assert fragment not in text
+
+
+def test_transcript_write_failure_keeps_running(cli):
+    result = cli("run", DEMO, "-s", "Happy Path", "--yes", "--transcript", "/dev/full")
+    assert result.exit_code == 0
+    assert "warning: cannot append to transcript '/dev/full'" in result.output
+    assert "nested-ok" in result.output
+
+
+def test_dry_run_yes_checks_like_real_run(cli):
+    destructive = cli("run", DEMO, "-s", "Destructive", "--dry-run", "--yes")
+    missing = cli("run", DEMO, "-s", "Uses Placeholder", "--dry-run", "--yes")
+    assert destructive.exit_code == 2
+    assert "steps marked confirm cannot run unattended" in destructive.output
+    assert missing.exit_code == 2
+    assert "missing values for: server-ip" in missing.output
+
+
+def test_confirm_after_run_all_shows_step_first(cli):
+    result = cli("run", DEMO, "-s", "Destructive", input="a\nwipe\n")
+    shown = result.output.index("Step 1/1  Demo › Destructive")
+    asked = result.output.index("Type 'wipe' to run it")
+    assert result.exit_code == 0
+    assert shown < asked
+
+
+def test_empty_placeholder_answer_asked_again(cli):
+    result = cli("run", DEMO, "-s", "Uses Placeholder", input="r\n\nh2\n")
+    assert result.exit_code == 0
+    assert "<server-ip> needs a value" in result.output
+    assert "target is h2" in result.output
+
+
+def test_end_of_input_reason(cli):
+    result = cli("run", DEMO, "-s", "Happy Path", input="")
+    assert result.exit_code == 130
+    assert "Stopped: no answer: the input ended at a prompt" in result.output

@@ -327,3 +327,52 @@ def test_any_term_gives_clean_output(tmp_path, term):
         outcome = shell.run("echo clean; (exit 6)")
     assert outcome.output == b"clean\r\n"
     assert outcome.exit_status == 6
+
+
+def test_timeout_abandons_rest_of_step(tmp_path):
+    code = "echo begin\nbash -c 'trap \"\" INT; sleep 30'\necho DANGER-after-kill\n"
+    with BashSession(cwd=str(tmp_path), interrupt_grace=0.5) as shell:
+        outcome = shell.run(code, timeout=1)
+        after = shell.run("echo next")
+    assert outcome.killed
+    assert b"DANGER" not in outcome.output
+    assert after.output == b"next\r\n"
+
+
+def test_handled_interrupt_abandons_rest(session):
+    code = (
+        "bash -c 'trap \"echo handled; exit 0\" INT; sleep 30'\n"
+        "echo DANGER-after-handler\n"
+    )
+    outcome = session.run(code, timeout=1)
+    assert outcome.timed_out
+    assert b"handled" in outcome.output
+    assert b"DANGER" not in outcome.output
+    assert session.run("echo next").output == b"next\r\n"
+
+
+def test_forwarded_ctrl_c_abandons_rest(tmp_path):
+    import threading
+
+    reader, writer = os.pipe()
+    threading.Timer(0.5, os.write, (writer, b"\x03")).start()
+    code = (
+        "bash -c 'trap \"echo handled; exit 0\" INT; sleep 30'\n"
+        "echo DANGER-after-ctrl-c\n"
+    )
+    with BashSession(cwd=str(tmp_path)) as shell:
+        outcome = shell.run(code, timeout=10, stdin_from_terminal=True, input_fd=reader)
+    os.close(reader)
+    os.close(writer)
+    assert outcome.interrupted
+    assert b"handled" in outcome.output
+    assert b"DANGER" not in outcome.output
+
+
+@pytest.mark.parametrize("code", ["exec 2>/dev/null", "exec >/dev/null"])
+def test_step_redirecting_shell_output(session, code):
+    changed = session.run(code, timeout=5)
+    after = session.run("(exit 4)", timeout=5)
+    assert changed.exit_status == 0
+    assert not changed.timed_out
+    assert after.exit_status == 4

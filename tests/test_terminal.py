@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 import time
@@ -36,7 +38,8 @@ def spawn(tmp_path):
 
     yield start
     for child in children:
-        child.close(force=True)
+        with contextlib.suppress(OSError):
+            child.close(force=True)
 
 
 def test_operator_types_into_step(spawn):
@@ -121,3 +124,32 @@ def test_summary_shows_brackets_literally(spawn):
     assert "Traceback" not in (child.before or "")
     assert "[/] and [bold]not" in (child.before or "")
     assert child.exitstatus == 0
+
+
+def test_prompt_without_newline_appears_with_secret(spawn):
+    child = spawn(
+        "--section", "Prompt Without Newline", "--yes",
+        "--var", "QPC_AUTH_TOKEN=0123456789abcdef0123456789abcdef01234567",
+    )  # fmt: skip
+    started = time.monotonic()
+    child.expect_exact("Really continue? [y/N] ")
+    seen_after = time.monotonic() - started
+    child.expect(pexpect.EOF)
+    child.close()
+    # The step sleeps 1 s after its prompt; the prompt must show before that.
+    assert seen_after < 1.5
+
+
+def test_closed_terminal_ends_run_cleanly(spawn, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    child = spawn("--section", "Slow Step", "--yes", "--transcript", str(transcript))
+    child.expect_exact("slow-started")
+    os.close(child.child_fd)
+    _, status = os.waitpid(child.pid, 0)
+    records = [json.loads(line) for line in transcript.read_text().splitlines()]
+    assert os.WEXITSTATUS(status) == 129
+    assert records[-1]["type"] == "end"
+    assert records[-1]["stopped"] == "terminated by SIGHUP"
+    step = [r for r in records if r["type"] == "step"][-1]
+    assert step["step"] == 1
+    assert step["interrupted"] is True

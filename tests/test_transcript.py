@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.errors import TranscriptError
+from runbook.errors import TranscriptError, TranscriptPathError
 from runbook.transcript import (
     Masker,
     StreamMasker,
@@ -110,7 +110,7 @@ def test_unwritable_transcript_path(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     transcript = Transcript(blocker / "t.jsonl")
-    with pytest.raises(TranscriptError, match="--transcript PATH"):
+    with pytest.raises(TranscriptPathError, match="--transcript PATH"):
         transcript.open()
 
 
@@ -146,3 +146,25 @@ def test_killed_run_keeps_records(tmp_path):
     assert records[2]["exit_status"] == 0
     assert records[3]["command"] == "echo second-started\nsleep 60\n"
     assert records[4]["output"] == "second-started\r\n"
+
+
+def test_stream_masker_releases_on_idle():
+    stream = StreamMasker(Masker(["a-long-secret-value"]))
+    held = stream.feed(b"Continue? [y/N] ")
+    released = stream.feed(b"")
+    assert held + released == b"Continue? [y/N] "
+    assert released != b""
+
+
+def test_write_failure_reported_once(tmp_path):
+    messages: list[str] = []
+    transcript = Transcript("/dev/full")
+    transcript.on_error = messages.append
+    transcript.open()
+    transcript.write("start", playbook="p.md")
+    transcript.write("end", exit_code=0)
+    transcript.close()
+    assert len(messages) == 1
+    assert "/dev/full" in messages[0]
+    assert "No space left on device" in messages[0]
+    assert transcript.error is not None

@@ -22,14 +22,21 @@ def split_console(text: str) -> tuple[str, str]:
     Lines that start with ``# `` are output. They may show a root prompt, but
     they look the same as comment lines in a command's output.
 
-    A command continues on the following lines for as long as bash would
-    prompt for more input: after a line that ends in ``\\``, ``|``, ``&&`` or
-    ``||``, inside an open quote or ``$(...)``, or before the closing line of
-    a here-document. ``shell_lexer.find_command_end`` decides this, and it
-    does not track compound commands such as ``for ...; do`` up to ``done``.
-    Those continuation lines lose bash's ``PS2`` prompt, ``> ``, when they
-    start with it, and a line that is only ``>`` becomes an empty line. Every
-    other line is output. Both parts end in a newline unless they are empty.
+    Two kinds of line continue a command:
+
+    - a line that starts with bash's ``PS2`` prompt, ``> ``, or is only ``>``,
+      right after a line of the command. The prompt is removed (``>`` becomes
+      an empty line). Such a line is always taken as code, so output that
+      starts with ``> `` right after a command, as from ``diff``, is run too.
+    - a line without that prompt, while ``shell_lexer.find_command_end`` says
+      that bash would prompt for more: after a line that ends in ``\\``,
+      ``|``, ``&&`` or ``||``, inside an open quote, ``$(...)`` or compound
+      command (``for ...; do`` up to ``done``, ``if`` up to ``fi``, ``case``,
+      ``{ ...; }``), or before the closing line of a here-document. Such a
+      line is kept as it is.
+
+    Every other line is output. Both parts end in a newline unless they are
+    empty.
     """
     lines = text.splitlines()
     # Each line as bash reads it when it continues a command, joined, so that
@@ -45,8 +52,7 @@ def split_console(text: str) -> tuple[str, str]:
     while number < len(lines):
         line = lines[number]
         if line.startswith("$ "):
-            end = shell_lexer.find_command_end(bash_input, offset + 2)
-            last = len(lines) - 1 if end is None else line_index.line_of(end - 1) - 1
+            last = _last_command_line(lines, bash_input, line_index, offset + 2)
             commands.append(line[2:])
             commands.extend(continued[number + 1 : last + 1])
         else:
@@ -59,10 +65,30 @@ def split_console(text: str) -> tuple[str, str]:
     return _join_lines(commands), _join_lines(output)
 
 
+def _last_command_line(
+    lines: list[str], bash_input: str, line_index: LineIndex, start: int
+) -> int:
+    """Return the index of the last line of the command that starts at ``start``."""
+    while True:
+        end = shell_lexer.find_command_end(bash_input, start)
+        if end is None:
+            return len(lines) - 1
+        last = line_index.line_of(end - 1) - 1
+        if last + 1 == len(lines) or not _has_continuation_prompt(lines[last + 1]):
+            return last
+        # The command is complete, but the next line shows bash's PS2 prompt:
+        # it continues, and the lexer goes on from there.
+        start = end
+
+
+def _has_continuation_prompt(line: str) -> bool:
+    return line.startswith("> ") or line == ">"
+
+
 def _remove_continuation_prompt(line: str) -> str:
-    if line.startswith("> "):
+    if _has_continuation_prompt(line):
         return line[2:]
-    return "" if line == ">" else line
+    return line
 
 
 def _join_lines(lines: list[str]) -> str:

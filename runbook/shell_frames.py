@@ -4,10 +4,10 @@ A ``Frame`` is one open context: a command list, double quotes, ``${...}``,
 arithmetic or a here-document body. ``FrameScanner`` keeps the state of one
 scan (the code, the position, the stack, the here-documents whose bodies are
 still to come, the ``Scan`` being filled) and the operations that every context
-uses: opening and closing frames, delimiting words and case statements for
-``shell_assignments``, and recording references and placeholders. The contexts
-themselves are read by the subclasses in ``shell_expansions``, ``shell_heredoc``
-and ``shell_lexer``.
+uses: opening and closing frames, delimiting words for ``shell_assignments``,
+following case statements and compound commands through their reserved words,
+and recording references and placeholders. The contexts themselves are read by
+the subclasses in ``shell_expansions``, ``shell_heredoc`` and ``shell_lexer``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,20 @@ from runbook.shell_tokens import (
 
 # A placeholder: a name that variables._PLACEHOLDER_NAME accepts, in angle brackets.
 _PLACEHOLDER = re.compile(r"<([A-Za-z][A-Za-z0-9_.-]*)>")
+
+# Reserved words that open a compound command, and the word that closes it.
+_BLOCK_CLOSERS = {
+    "if": "fi",
+    "for": "done",
+    "select": "done",
+    "while": "done",
+    "until": "done",
+    "{": "}",
+}
+# Reserved words after which the next word may start a command.
+_COMMAND_PREFIXES = frozenset(
+    {"if", "then", "elif", "else", "while", "until", "do", "{", "!", "time"}
+)
 
 
 @dataclass(slots=True)
@@ -54,6 +68,11 @@ class Frame:
     # one state per open case statement ("subject", "pattern" or "body").
     word_count: int = 0
     cases: list[str] = field(default_factory=list)
+    # Command frames: the reserved word that closes each open compound command
+    # ("fi", "done" or "}"), and after how many more words a command may start
+    # within the same simple command: 1 after "then", 2 after "function" NAME.
+    blocks: list[str] = field(default_factory=list)
+    command_in: int = 0
 
 
 class FrameScanner:
@@ -145,7 +164,7 @@ class FrameScanner:
         if frame.word_start < 0:
             return
         frame.word_count += 1
-        self._track_case(frame, end)
+        self._track_reserved_word(frame, end)
         pattern = bool(frame.cases) and frame.cases[-1] == "pattern"
         if not (frame.word_is_redirect or pattern):
             start = frame.word_start
@@ -158,19 +177,43 @@ class FrameScanner:
             self.result.words.append(Word(frame.command, frame.word_start, end, text))
         frame.word_start = -1
 
-    def _track_case(self, frame: Frame, end: int) -> None:
-        # A case pattern ends with ")" that must not close a $( ... ).
+    def _track_reserved_word(self, frame: Frame, end: int) -> None:
+        """Follow case statements and compound commands through their words.
+
+        bash takes a word as a reserved word only where a command may start:
+        as the first word of a simple command or after a word such as ``then``.
+        A case pattern ends with ")" that must not close a $( ... ), and
+        ``shell_lexer.find_command_end`` needs to know what is still open.
+        """
         start = frame.word_start
-        first = frame.word_count == 1
-        if first and end - start == 4 and self.code.startswith("case", start):
-            frame.cases.append("subject")
-        elif not frame.cases:
+        # Reserved words are short; longer words need not be copied.
+        text = self.code[start:end] if end - start <= 8 else ""
+        at_command = frame.word_count == 1 or frame.command_in == 1
+        frame.command_in = max(0, frame.command_in - 1)
+        state = frame.cases[-1] if frame.cases else ""
+        if frame.word_is_redirect:
             return
-        elif frame.cases[-1] == "subject" and self.code[start:end] == "in":
-            frame.cases[-1] = "pattern"
-            frame.new_command = True
-        elif first and self.code[start:end] == "esac":
+        if state == "subject":
+            if text == "in":
+                frame.cases[-1] = "pattern"
+                frame.new_command = True
+            return
+        if not at_command:
+            return
+        if text == "esac" and state:
             frame.cases.pop()
+        elif state == "pattern":
+            return  # a pattern such as "done)" is not a reserved word
+        elif text == "case":
+            frame.cases.append("subject")
+        elif text in _BLOCK_CLOSERS:
+            frame.blocks.append(_BLOCK_CLOSERS[text])
+        elif frame.blocks and text == frame.blocks[-1]:
+            frame.blocks.pop()
+        if text in _COMMAND_PREFIXES:
+            frame.command_in = 1
+        elif text == "function":
+            frame.command_in = 2
 
     # Records ----------------------------------------------------------------------
 

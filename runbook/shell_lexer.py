@@ -211,8 +211,8 @@ class _CommandEndScanner(_Scanner):
 
     def _line_started(self) -> None:
         root = self.stack[0]
-        if root.depth or root.cases or self.after_operator:
-            return  # an open ( ... ), a case without esac, or "cmd |"
+        if root.depth or root.cases or root.blocks or self.after_operator:
+            return  # an open ( ... ), case, if, loop or { ...; }, or "cmd |"
         self.end = self.pos
         self.stack.clear()
 
@@ -227,13 +227,15 @@ def find_command_end(code: str, start: int = 0) -> int | None:
 
     bash reads a command line by line. It prompts for another line (with its
     ``PS2`` prompt, ``> ``) while the text so far ends inside a quote, an
-    expansion, a subshell or a ``case`` statement, after a backslash-newline,
-    after ``|``, ``&&`` or ``||``, or before the closing line of a
-    here-document. The result is the start of the first line after ``start``
-    where none of these is open, or None when the code ends before that.
+    expansion or a subshell, inside a compound command (``if`` up to ``fi``;
+    ``for``, ``select``, ``while`` and ``until`` up to ``done``; ``case`` up
+    to ``esac``; ``{`` up to ``}``), after a backslash-newline, after ``|``,
+    ``&&`` or ``||``, or before the closing line of a here-document. The
+    result is the start of the first line after ``start`` where none of these
+    is open, or None when the code ends before that.
 
-    NOTE: compound commands are not tracked, so ``for x in a b; do`` counts
-    as complete at the end of its line although bash waits for ``done``.
+    NOTE: a function header without its body (``f()`` or ``function f``
+    alone on a line) counts as complete, although bash waits for the body.
     """
     scanner = _CommandEndScanner(code, start)
     scanner.run()

@@ -61,19 +61,24 @@ class LiveOutput:
 
 
 @contextlib.contextmanager
-def signals_as_interrupts(on_signal: Callable[[int], None]) -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into KeyboardInterrupt while the block runs.
+def signals_as_interrupts(
+    on_signal: Callable[[int], bool],
+) -> Iterator[None]:
+    """Report SIGTERM and SIGHUP to ``on_signal`` while the block runs.
 
-    ``on_signal`` gets the signal number first. Outside the main thread,
-    where Python cannot install handlers, nothing changes.
+    ``on_signal`` gets the signal number and returns whether to raise
+    KeyboardInterrupt at once. It returns False while a step runs, because
+    the session notices the request itself and records the step properly.
+    Outside the main thread, where Python cannot install handlers, nothing
+    changes.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        on_signal(signum)
-        raise KeyboardInterrupt
+        if on_signal(signum):
+            raise KeyboardInterrupt
 
     previous = {
         number: signal.signal(number, interrupt)

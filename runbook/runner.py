@@ -117,6 +117,8 @@ class Runner:
         self._assigned: set[str] = set()
         self._sourced = False
         self._current: StepRecord | None = None
+        #: True from a step's ``started`` record to its ``step`` record.
+        self._in_step = False
         #: The signal number when SIGTERM or SIGHUP stopped the run.
         self.terminated_by: int | None = None
 
@@ -187,6 +189,9 @@ class Runner:
             self.session.start()
             self._export_values(self.plan.values.keys())
             for position, planned in enumerate(self.plan.steps, 1):
+                if self.terminated_by is not None and not state.stopped:
+                    state.interrupted = True
+                    state.stopped = self._interrupt_reason()
                 if state.stopped:
                     self._record(state, StepRecord(planned, "not run"))
                     continue
@@ -209,8 +214,13 @@ class Runner:
             if self.session is not None:
                 self.session.close()
 
-    def _note_signal(self, signum: int) -> None:
+    def _note_signal(self, signum: int) -> bool:
+        """Record a stop signal; raise at once only when no step is running."""
         self.terminated_by = signum
+        return not self._in_step
+
+    def _stop_requested(self) -> bool:
+        return self.terminated_by is not None
 
     def _interrupt_reason(self) -> str:
         if self.terminated_by is not None:
@@ -329,12 +339,22 @@ class Runner:
     def _execute(
         self, planned: PlannedStep, code: str, edited: bool, announce: bool
     ) -> StepOutcome:
+        """Run one step with stop signals deferred to the session's own check."""
+        self._ask_missing(planned, code)
+        self._in_step = True
+        try:
+            return self._execute_step(planned, code, edited, announce)
+        finally:
+            self._in_step = False
+
+    def _execute_step(
+        self, planned: PlannedStep, code: str, edited: bool, announce: bool
+    ) -> StepOutcome:
         """Fill in values, run the code in the session and return the outcome.
 
         ``announce`` shows the step first, for runs where no prompt showed it.
         """
         assert self.session is not None
-        self._ask_missing(planned, code)
         to_run = code
         if "<" in code and self.plan.values:
             to_run = variables.substitute_placeholders(code, self.plan.values)
@@ -363,6 +383,7 @@ class Runner:
                 stdin_from_terminal=self.prompter.steps_read_terminal,
                 on_output=live.feed,
                 input_fd=self.prompter.input_fd,
+                stop_requested=self._stop_requested,
             )
             live.flush()
             outcome.expected_status = int(planned.step.attributes.get("expect", 0))

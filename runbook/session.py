@@ -29,7 +29,7 @@ import signal
 import tempfile
 import termios
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pexpect
@@ -235,6 +235,7 @@ class BashSession:
         stdin_from_terminal: bool = False,
         on_output: OutputCallback | None = None,
         input_fd: int | None = None,
+        stop_requested: Callable[[], bool] | None = None,
     ) -> StepOutcome:
         """Run one step's code and return its outcome.
 
@@ -245,7 +246,9 @@ class BashSession:
         is /dev/null, so ``read`` fails at once and ``cat`` sees end of file.
         Bytes readable on ``input_fd`` (the operator's terminal in raw mode)
         are forwarded to the step, Ctrl-C included. A KeyboardInterrupt while
-        the step runs interrupts the step and is reported, not re-raised.
+        the step runs interrupts the step and is reported, not re-raised, and
+        so does ``stop_requested`` returning True (it is polled at least every
+        0.2 s).
         """
         child = self._require_child()
         self._write_step_file(code)
@@ -280,7 +283,7 @@ class BashSession:
         saved_mode = enter_raw_mode(input_fd)
         try:
             try:
-                status = self._pump(emit, deadline, outcome, input_fd)
+                status = self._pump(emit, deadline, outcome, input_fd, stop_requested)
             except KeyboardInterrupt:
                 outcome.interrupted = True
                 status = None
@@ -404,10 +407,12 @@ class BashSession:
         deadline: float | None,
         outcome: StepOutcome,
         input_fd: int | None = None,
+        stop_requested: Callable[[], bool] | None = None,
     ) -> int | None:
         """Pass output to ``emit`` until the prompt marker; return the exit status.
 
-        Returns None at the deadline or when the shell ends.
+        Returns None at the deadline, when the shell ends, or when
+        ``stop_requested`` returns True (then ``outcome.interrupted`` is set).
         """
         assert self._marker is not None
         buffer = self._pending
@@ -427,6 +432,9 @@ class BashSession:
                 del buffer[:cut]
             now = time.monotonic()
             if deadline is not None and now >= deadline:
+                return None
+            if stop_requested is not None and stop_requested():
+                outcome.interrupted = True
                 return None
             wait = 0.2 if deadline is None else min(0.2, deadline - now)
             try:

@@ -26,14 +26,15 @@ def split_console(text: str) -> tuple[str, str]:
 
     - a line that starts with bash's ``PS2`` prompt, ``> ``, or is only ``>``,
       right after a line of the command. The prompt is removed (``>`` becomes
-      an empty line). Such a line is always taken as code, so output that
-      starts with ``> `` right after a command, as from ``diff``, is run too.
-    - a line without that prompt, while ``shell_lexer.find_command_end`` says
+      an empty line). Such a line is code even where the lexer finds the
+      command complete, so output that starts with ``> `` right after a
+      command, as ``diff`` prints, is taken as code too.
+    - a line without that prompt, while ``shell_lexer.find_command_end`` finds
       that bash would prompt for more: after a line that ends in ``\\``,
       ``|``, ``&&`` or ``||``, inside an open quote, ``$(...)`` or compound
-      command (``for ...; do`` up to ``done``, ``if`` up to ``fi``, ``case``,
-      ``{ ...; }``), or before the closing line of a here-document. Such a
-      line is kept as it is.
+      command (``for ...; do`` up to ``done``, ``if`` up to ``fi``, ``case``
+      up to ``esac``, ``{`` up to ``}``), or before the closing line of a
+      here-document. Such a line is kept as it is.
 
     Every other line is output. Both parts end in a newline unless they are
     empty.

@@ -69,10 +69,13 @@ class Frame:
     word_count: int = 0
     cases: list[str] = field(default_factory=list)
     # Command frames: the reserved word that closes each open compound command
-    # ("fi", "done" or "}"), and after how many more words a command may start
-    # within the same simple command: 1 after "then", 2 after "function" NAME.
+    # ("fi", "done" or "}").
     blocks: list[str] = field(default_factory=list)
+    # Command frames: after how many more words a command may start within the
+    # same simple command, 1 after "then" and 2 after "function" (NAME first).
     command_in: int = 0
+    # Command frames: the depth of the "(" of an open NAME=( ... ), or 0.
+    array_depth: int = 0
 
 
 class FrameScanner:
@@ -186,12 +189,12 @@ class FrameScanner:
         ``shell_lexer.find_command_end`` needs to know what is still open.
         """
         start = frame.word_start
-        # Reserved words are short; longer words need not be copied.
+        # Reserved words are short, so longer words are not copied.
         text = self.code[start:end] if end - start <= 8 else ""
         at_command = frame.word_count == 1 or frame.command_in == 1
         frame.command_in = max(0, frame.command_in - 1)
         state = frame.cases[-1] if frame.cases else ""
-        if frame.word_is_redirect:
+        if frame.word_is_redirect or frame.array_depth:
             return
         if state == "subject":
             if text == "in":

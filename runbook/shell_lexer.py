@@ -153,6 +153,7 @@ class _Scanner(HeredocScanner):
         if frame.word_start < 0 and code.startswith("((", pos):
             self._push("arithmetic", frame, pos + 2)
             return
+        array = frame.word_start >= 0 and code[pos - 1 : pos + 1] == "=("
         self._end_word(frame, pos)
         self.pos += 1
         if frame.cases and frame.cases[-1] == "pattern":
@@ -163,9 +164,14 @@ class _Scanner(HeredocScanner):
         elif code[pos] == "(":
             frame.depth += 1
             frame.new_command = True
+            if array:
+                # The words of NAME=( ... ) are array elements, not reserved words.
+                frame.array_depth = frame.depth
         elif frame.depth == 0 and frame.closer == ")":
             self.stack.pop()
         else:
+            if frame.depth == frame.array_depth:
+                frame.array_depth = 0
             frame.depth = max(0, frame.depth - 1)
             frame.new_command = True
 
@@ -227,12 +233,13 @@ def find_command_end(code: str, start: int = 0) -> int | None:
 
     bash reads a command line by line. It prompts for another line (with its
     ``PS2`` prompt, ``> ``) while the text so far ends inside a quote, an
-    expansion or a subshell, inside a compound command (``if`` up to ``fi``;
-    ``for``, ``select``, ``while`` and ``until`` up to ``done``; ``case`` up
-    to ``esac``; ``{`` up to ``}``), after a backslash-newline, after ``|``,
-    ``&&`` or ``||``, or before the closing line of a here-document. The
-    result is the start of the first line after ``start`` where none of these
-    is open, or None when the code ends before that.
+    expansion, a subshell or a compound command, after a backslash-newline,
+    after ``|``, ``&&`` or ``||``, or before the closing line of a
+    here-document. A compound command lasts from ``if`` to ``fi``, from
+    ``for``, ``select``, ``while`` or ``until`` to ``done``, from ``case`` to
+    ``esac`` and from ``{`` to ``}``. The result is the start of the first
+    line after ``start`` where none of these is open, or None when the code
+    ends before that.
 
     NOTE: a function header without its body (``f()`` or ``function f``
     alone on a line) counts as complete, although bash waits for the body.

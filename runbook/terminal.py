@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import termios
 import tty
@@ -14,31 +15,86 @@ OutputCallback = Callable[[bytes], None]
 
 @dataclass
 class OutputCapture:
-    """Output of the step being run, bounded to MAX_CAPTURE_BYTES."""
+    """Output of the step being run, bounded to about ``limit`` bytes.
+
+    Past the limit the first and the last ``limit // 2`` bytes are kept, and
+    ``value`` puts a note of how many bytes were left out between them. Where
+    a cut would split a valid UTF-8 character, it moves back to the start of
+    that character, by at most 3 bytes: the head keeps up to 3 bytes less and
+    the tail up to 3 bytes more. So output that is valid UTF-8 stays valid,
+    and the transcript can store it as text.
+    """
 
     limit: int
     head: bytearray = field(default_factory=bytearray)
     tail: bytearray = field(default_factory=bytearray)
     dropped: int = 0
+    head_full: bool = False
 
     def add(self, data: bytes) -> None:
-        room = self.limit // 2 - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
+        if not self.head_full:
+            data = self._fill_head(data)
         if not data:
             return
         self.tail += data
         excess = len(self.tail) - self.limit // 2
         if excess > 0:
+            excess = _character_start(self.tail, excess)
             del self.tail[:excess]
             self.dropped += excess
+
+    def _fill_head(self, data: bytes) -> bytes:
+        """Move data into the head until it is full; return the rest."""
+        room = self.limit // 2 - len(self.head)
+        if len(data) < room:
+            self.head += data
+            return b""
+        # The head ends at a cut: if a character spans it, that character
+        # starts the tail instead.
+        self.head += data[:room]
+        rest = data[room:]
+        before = bytes(self.head[-3:])
+        back = len(before) - _character_start(before + rest[:3], len(before))
+        self.head_full = True
+        if not back:
+            return rest
+        moved = bytes(self.head[-back:])
+        del self.head[-back:]
+        return moved + rest
 
     def value(self) -> bytes:
         if not self.dropped:
             return bytes(self.head + self.tail)
         note = f"\n[runbook: {self.dropped} bytes of output not kept]\n".encode()
         return bytes(self.head) + note + bytes(self.tail)
+
+
+def _character_start(data: bytes | bytearray, cut: int) -> int:
+    """Return the start of the UTF-8 character that ``cut`` splits, or ``cut``.
+
+    Only a valid character counts: a lead byte at most 3 bytes before ``cut``,
+    with the continuation bytes it needs. Where ``data`` ends first, the bytes
+    up to its end must be a valid start of such a character.
+    """
+    for start in range(cut - 1, max(cut - 4, -1), -1):
+        if data[start] & 0xC0 != 0x80:  # not a continuation byte
+            length = _SEQUENCE_LENGTHS.get(data[start] >> 4, 1)
+            if start + length > cut and _valid_utf8_start(data[start : start + length]):
+                return start
+            return cut
+    return cut
+
+
+# UTF-8 sequence length by the high 4 bits of its lead byte.
+_SEQUENCE_LENGTHS = {0xC: 2, 0xD: 2, 0xE: 3, 0xF: 4}
+
+
+def _valid_utf8_start(data: bytes | bytearray) -> bool:
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class EchoFilter:

@@ -494,6 +494,7 @@ def _parse_double_quoted_value(raw: str, name: str, location: str) -> tuple[str,
 
 # --- Secrets ----------------------------------------------------------------------
 
+# Parts of a name that make it a secret, also with a final S.
 _SECRET_PARTS = frozenset(
     {
         "TOKEN",
@@ -506,11 +507,18 @@ _SECRET_PARTS = frozenset(
         "CREDENTIAL",
         "PRIVATE",
         "APIKEY",
+        "JWT",
+        "AUTH",
     }
 )
-# Compound words that are secrets even when not separated: DBPASSWORD, apikey.
-_SECRET_SUBSTRINGS = ("PASSWORD", "PASSWD", "APIKEY", "SECRETKEY", "PRIVATEKEY")
-_NAME_PARTS = re.compile(r"[_\-.\s]+|(?<=[a-z0-9])(?=[A-Z])")
+# Words that make a secret anywhere in a part (ACCESSTOKEN, PGPASSWORD), unless
+# a letter other than a final S follows (TOKENIZER, SECRETARY).
+_SECRET_WORD = re.compile(
+    r"(?:SECRET|PASSWORD|PASSWD|CREDENTIAL|TOKEN|APIKEY|SECRETKEY|PRIVATEKEY)"
+    r"S?(?![A-Z])"
+)
+# Separators, and camelCase boundaries: accessToken, APIKey.
+_NAME_PARTS = re.compile(r"[_\-.\s]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 #: Secret values shorter than this are not masked, because masking "1" or "yes"
 #: would garble unrelated output.
@@ -520,16 +528,29 @@ MIN_SECRET_LENGTH = 4
 def is_secret_name(name: str) -> bool:
     """Return whether a variable or placeholder name looks like a secret's name.
 
-    The name is split at ``_``, ``-``, ``.`` and camelCase boundaries. A part
-    equal to TOKEN, KEY, SECRET, PASSWORD, PASSWD, PASS, PASSPHRASE, CREDENTIAL,
-    PRIVATE or APIKEY (or its plural) makes it a secret, so ``QPC_DB_KEY`` and
-    ``db-password`` are secrets and ``KEYBOARD_LAYOUT`` and ``MONKEY`` are not.
+    The name is split into parts at ``_``, ``-``, ``.`` and whitespace, and at
+    camelCase boundaries (``accessToken`` and ``APIKey`` have two parts). With
+    case ignored, the name is a secret when:
+
+    1. a part, or a part less a final S, is TOKEN, KEY, SECRET, PASSWORD,
+       PASSWD, PASS, PASSPHRASE, CREDENTIAL, PRIVATE, APIKEY, JWT or AUTH;
+    2. a part is PWD and the name has other parts (``MYSQL_PWD``); the name
+       ``PWD`` alone, like ``OLDPWD``, is the directory that bash keeps;
+    3. a part contains SECRET, PASSWORD, PASSWD, CREDENTIAL, TOKEN, APIKEY,
+       SECRETKEY or PRIVATEKEY, optionally followed by S, with no other letter
+       after it (``ACCESSTOKEN``, ``PGPASSWORD``, ``TOKEN2``).
+
+    So ``KEYBOARD_LAYOUT``, ``MONKEY`` and ``PASSTHROUGH`` are not secrets:
+    KEY and PASS count only as whole parts. Neither are ``TOKENIZER_PATH`` and
+    ``SECRETARY``, where a letter follows the word.
     """
-    for part in _NAME_PARTS.split(name):
-        upper = part.upper()
-        if upper in _SECRET_PARTS or upper.removesuffix("S") in _SECRET_PARTS:
+    parts = [part.upper() for part in _NAME_PARTS.split(name) if part]
+    for part in parts:
+        if part in _SECRET_PARTS or part.removesuffix("S") in _SECRET_PARTS:
             return True
-        if any(word in upper for word in _SECRET_SUBSTRINGS):
+        if part == "PWD" and len(parts) > 1:
+            return True
+        if _SECRET_WORD.search(part):
             return True
     return False
 

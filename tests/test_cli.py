@@ -621,7 +621,7 @@ def test_quoted_secret_never_shown(cli, tmp_path):
     text = transcript.read_text()
     assert result.exit_code == 0
     assert 'echo "dq ***"' in result.output
-    assert "echo sq \'\'\'***\'\'\'" in result.output
+    assert "echo sq '''***'''" in result.output
     assert "dq ***" in result.output
     for fragment in ("ss$wo", "ss\\$wo", 'pa\\"ss'):
         assert fragment not in result.output

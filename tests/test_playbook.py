@@ -214,7 +214,7 @@ CASES: dict[str, Expected] = {
     ),
     "console_continuation": Expected(
         sections=[(1, "Console continuations", "console-continuations")],
-        section_lines=[(1, 26)],
+        section_lines=[(1, 27)],
         steps=[
             ExpectedStep(
                 "cp new.yaml \\\n"
@@ -234,10 +234,73 @@ CASES: dict[str, Expected] = {
             ExpectedStep(
                 "diff old.txt new.txt |\nhead -n 2\n",
                 "console",
-                (20, 26),
+                (20, 27),
                 ("Console continuations",),
                 "Compare and inspect as root:",
-                expected_output="> added line\n# id -u\n0\n",
+                expected_output="1c1\n< old line\n# id -u\n0\n",
+            ),
+        ],
+    ),
+    "console_compound": Expected(
+        sections=[(1, "Compound commands", "compound-commands")],
+        section_lines=[(1, 66)],
+        steps=[
+            ExpectedStep(
+                "for i in 1 2; do\n  echo item-$i\ndone\n",
+                "console",
+                (5, 11),
+                ("Compound commands",),
+                "A loop as bash shows it, with its continuation prompts:",
+                expected_output="item-1\nitem-2\n",
+            ),
+            ExpectedStep(
+                "for i in 1 2; do\n  echo item-$i\ndone\n",
+                "console",
+                (15, 21),
+                ("Compound commands",),
+                "The same loop written without the prompts:",
+                expected_output="item-1\nitem-2\n",
+            ),
+            ExpectedStep(
+                "if [ -d / ]; then\n"
+                "  echo root exists\n"
+                "fi\n"
+                "greet() {\n"
+                '  echo "hello $1"\n'
+                "}\n"
+                "greet ops\n"
+                'n=0; while [ "$n" -lt 2 ]; do\n'
+                '  n=$((n + 1)); echo "n=$n"\n'
+                "done\n"
+                "case start in\n"
+                "  start) echo starting ;;\n"
+                "  *) echo unknown ;;\n"
+                "esac\n"
+                "{ echo one\n"
+                "  echo two; }\n",
+                "console",
+                (25, 49),
+                ("Compound commands",),
+                "Conditions, functions, loops, case and groups:",
+                expected_output="root exists\nhello ops\n"
+                "n=1\nn=2\nstarting\none\ntwo\n",
+            ),
+            ExpectedStep(
+                "if true; then\n"
+                "  echo yes\n"
+                "fi\n"
+                "until true; do\n"
+                "  :\n"
+                "done\n"
+                "function shout {\n"
+                '  echo "$1!"\n'
+                "}\n"
+                "shout hey\n",
+                "console",
+                (53, 66),
+                ("Compound commands",),
+                "Without prompts, bash's reserved words decide where a command ends:",
+                expected_output="yes\nhey!\n",
             ),
         ],
     ),
@@ -815,7 +878,7 @@ def test_yaml_imported_only_for_front_matter() -> None:
             "cp new.yaml \\\n  etc/app/config.yaml\n",
             "",
         ),
-        ("$ a \\\n> b \\\n> c\n> d\n", "a \\\nb \\\nc\n", "> d\n"),
+        ("$ a \\\n> b \\\n> c\n> d\nout\n", "a \\\nb \\\nc\nd\n", "out\n"),
         ('$ echo "one\n> two"\nout\n', 'echo "one\ntwo"\n', "out\n"),
         ("$ echo 'one\n>\n> two'\n", "echo 'one\n\ntwo'\n", ""),
         ("$ x=$(date \\\n> +%s)\n", "x=$(date \\\n+%s)\n", ""),
@@ -843,9 +906,45 @@ def test_yaml_imported_only_for_front_matter() -> None:
         ),
         # Continuation lines without a prompt are kept as they are.
         ("$ echo 'a\nb'\n", "echo 'a\nb'\n", ""),
-        # "> " after a complete command is output, such as from diff.
-        ("$ diff a b\n> added\n", "diff a b\n", "> added\n"),
-        ("$ echo a # it's\n> out\n", "echo a # it's\n", "> out\n"),
+        # A "> " line after a command continues it, even one that diff printed.
+        ("$ diff a b\n> added\n", "diff a b\nadded\n", ""),
+        ("$ echo a # it's\nout\n", "echo a # it's\n", "out\n"),
+        # Compound commands, with and without continuation prompts.
+        (
+            "$ for i in 1 2; do\n>   echo item-$i\n> done\nitem-1\nitem-2\n",
+            "for i in 1 2; do\n  echo item-$i\ndone\n",
+            "item-1\nitem-2\n",
+        ),
+        (
+            "$ for i in 1 2; do\n  echo item-$i\ndone\nitem-1\n",
+            "for i in 1 2; do\n  echo item-$i\ndone\n",
+            "item-1\n",
+        ),
+        ("$ if true; then\n> echo a\n> fi\na\n", "if true; then\necho a\nfi\n", "a\n"),
+        ("$ if true\nthen echo a\nfi\na\n", "if true\nthen echo a\nfi\n", "a\n"),
+        ("$ f() {\n> echo a\n> }\n$ f\na\n", "f() {\necho a\n}\nf\n", "a\n"),
+        ("$ f() {\n  echo a\n}\n$ f\na\n", "f() {\n  echo a\n}\nf\n", "a\n"),
+        (
+            "$ while false; do\n> :\n> done\nout\n",
+            "while false; do\n:\ndone\n",
+            "out\n",
+        ),
+        (
+            "$ case a in\n  a) if true; then\n    echo yes\n  fi ;;\nesac\nyes\n",
+            "case a in\n  a) if true; then\n    echo yes\n  fi ;;\nesac\n",
+            "yes\n",
+        ),
+        ("$ { echo a\n> echo b; }\na\n", "{ echo a\necho b; }\n", "a\n"),
+        ("$ { echo a\necho b; }\na\n", "{ echo a\necho b; }\n", "a\n"),
+        # Reserved words count only where a command may start.
+        ("$ echo if for {\nif\n", "echo if for {\n", "if\n"),
+        ("$ echo done; x=(if)\nout\n", "echo done; x=(if)\n", "out\n"),
+        # A prompt line starts a new lexer pass, which may leave a command open.
+        (
+            "$ cd /tmp\n> for i in 1; do\necho $i\ndone\n1\n",
+            "cd /tmp\nfor i in 1; do\necho $i\ndone\n",
+            "1\n",
+        ),
         # "# " is output, not a root prompt.
         ("# systemctl restart app\n", "", "# systemctl restart app\n"),
         # A quote that never closes takes the rest of the block.
@@ -876,6 +975,26 @@ def test_console_continuation_runs_in_bash(tmp_path: Path) -> None:
     assert config.read_text() == "new\n"
     assert (tmp_path / "notes.txt").read_text() == "first $HOME\n\n"
     assert result.stdout == step.expected_output
+
+
+def test_console_compound_commands_run_in_bash(tmp_path: Path) -> None:
+    # Each step's expected output is what bash prints for its parsed code.
+    steps = all_steps(load_case("console_compound"))
+
+    outputs = [
+        subprocess.run(
+            ["bash", "--noprofile", "--norc", "-c", step.code],
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        for step in steps
+    ]
+
+    assert outputs == [step.expected_output for step in steps]
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from runbook.errors import VariableError
+from runbook.shell_lexer import find_command_end
 from runbook.variables import (
     BASH_BUILTIN_VARIABLES,
     MissingValue,
@@ -784,6 +785,66 @@ def test_playbook_substitution_runs_in_bash(tmp_path: Path, guarded_bin: Path) -
     assert run_bash(code, tmp_path, guarded_bin).stdout == "10.0.0.5\na b\n"
 
 
+# --- find_command_end against bash ----------------------------------------------
+
+# Each code is one command over several lines and then "echo after". Compound
+# commands, and reserved words where bash does not take them as such.
+COMMAND_END_CASES = [
+    "for i in 1 2; do\n  echo $i\ndone\necho after\n",
+    "for i in 1 2\ndo echo $i\ndone\necho after\n",
+    "select x in a b; do break\ndone </dev/null\necho after\n",
+    "while false\ndo :\ndone\necho after\n",
+    "until true; do :; done\necho after\n",
+    "if true\nthen echo a\nelif false; then :\nelse :\nfi\necho after\n",
+    "if true; then for i in 1; do\n:\ndone\nfi\necho after\n",
+    "f() {\n  echo a\n}\necho after\n",
+    "function g {\n  :\n}\necho after\n",
+    "{ echo a\necho b; }\necho after\n",
+    "case a in\na) if true; then\n:\nfi;;\nesac\necho after\n",
+    "x=$(if true; then case a in a) echo;; esac; fi)\necho after\n",
+    "! if true; then :\nfi\necho after\n",
+    "time while false; do :\ndone\necho after\n",
+    "(if true; then :\nfi)\necho after\n",
+    "echo a |\nwhile read l; do :\ndone\necho after\n",
+    "echo if done fi { }\necho after\n",
+    "arr=(if for {)\necho after\n",
+    "echo 'if\nfi'\necho after\n",
+    "# if\necho after\n",
+    "case x in\ndone) :;;\nesac\necho after\n",
+]
+
+
+def ask_bash_command_ends(codes: Sequence[str], workdir: Path) -> list[int | None]:
+    """Return, per code, the length of its first run of lines that bash parses.
+
+    bash parses each run of whole lines from the start under ``set -n``. A run
+    that ends inside a command fails with an unexpected end of file.
+    """
+    prefixes = [
+        [code[: match.end()] for match in re.finditer("\n", code)] for code in codes
+    ]
+    runs = run_in_subshells(
+        ["set -n\n" + prefix for each in prefixes for prefix in each], workdir
+    )
+    ends: list[int | None] = []
+    for each in prefixes:
+        results, runs = runs[: len(each)], runs[len(each) :]
+        complete = [
+            len(prefix)
+            for prefix, run in zip(each, results, strict=True)
+            if not run.returncode
+        ]
+        ends.append(complete[0] if complete else None)
+    return ends
+
+
+def test_command_end_agrees_with_bash(tmp_path: Path) -> None:
+    found = [find_command_end(code) for code in COMMAND_END_CASES]
+
+    assert found == ask_bash_command_ends(COMMAND_END_CASES, tmp_path)
+    assert None not in found
+
+
 # --- Robustness and speed ---------------------------------------------------------
 
 HARD_SNIPPET = """cat <<'EOF' <<-"X" <<Y | sed "s/a/$B/" # c <p>
@@ -964,25 +1025,58 @@ def test_env_file_bom_ignored(tmp_path: Path) -> None:
 
 # --- Secrets ----------------------------------------------------------------------
 
+# The rules of is_secret_name, in its docstring's order.
 SECRET_NAME_CASES = [
-    ("QPC_DB_KEY", True),
+    # 1. A whole part, or its plural, at _ - . and camelCase boundaries.
+    ("GITHUB_TOKEN", True),
     ("QPC_AUTH_TOKEN", True),
     ("NEW_TOKEN", True),
-    ("db-password", True),
+    ("accessToken", True),
+    ("QPC_DB_KEY", True),
+    ("SSH_KEY", True),
     ("API_KEY", True),
     ("apiKey", True),
-    ("DBPASSWORD", True),
+    ("APIKey", True),
+    ("SSHKey", True),
+    ("apikey", True),
+    ("PRIVATE_KEY", True),
+    ("private.key", True),
+    ("SECRET_KEY_BASE", True),
+    ("client_secret", True),
     ("AWS_SECRET_ACCESS_KEY", True),
+    ("db-password", True),
+    ("DB_PASS", True),
     ("SMTP_PASS", True),
     ("GPG_PASSPHRASE", True),
+    ("credentials", True),
     ("GOOGLE_CREDENTIALS", True),
-    ("private.key", True),
+    ("JWT", True),
+    ("APP_JWT", True),
+    ("AUTH", True),
+    ("httpAuth", True),
     ("KEYBOARD_LAYOUT", False),
     ("MONKEY", False),
-    ("PWD", False),
-    ("server-ip", False),
-    ("TOKENIZER_PATH", False),
+    ("PASSTHROUGH", False),
     ("PASSENGER_COUNT", False),
+    ("AUTHOR", False),
+    ("server-ip", False),
+    # 2. PWD as one of several parts; bash's own PWD and OLDPWD are not secrets.
+    ("MYSQL_PWD", True),
+    ("PWD", False),
+    ("OLDPWD", False),
+    # 3. A word inside a part, unless a letter other than a final S follows.
+    ("ACCESSTOKEN", True),
+    ("PGPASSWORD", True),
+    ("DBPASSWORD", True),
+    ("ROOTPASSWD", True),
+    ("APPSECRETS", True),
+    ("MYCREDENTIALS", True),
+    ("TOKEN2", True),
+    ("MYAPIKEY", True),
+    ("AWSSECRETKEY", True),
+    ("TOKENIZER_PATH", False),
+    ("SECRETARY", False),
+    ("PASSWORDLESS_LOGIN", False),
 ]
 
 

@@ -262,10 +262,13 @@ class TerminalPrompter:
     def after_session_ended(
         self, planned: PlannedStep, outcome: StepOutcome
     ) -> Decision:
+        if outcome.exit_status is None:
+            what = "The shell stopped responding and was closed"
+        else:
+            what = f"The shell exited (status {outcome.exit_status})"
         self.say(
-            f"The shell exited (status {outcome.exit_status}) during step "
-            f"{planned.number}. Variables, functions and the working directory "
-            "of earlier steps are gone.",
+            f"{what} during step {planned.number}. Variables, functions and the "
+            "working directory of earlier steps are gone.",
             style="bold red",
         )
         return self._choose(

@@ -203,7 +203,11 @@ class Runner:
                 reason = f"no answer: {interrupt}"
             state.stopped = state.stopped or reason
             current = self._current
-            if current is not None and current.outcome is not None:
+            if (
+                current is not None
+                and current.outcome is not None
+                and current not in state.records
+            ):
                 self._record(state, current)
             done = {r.planned.number for r in state.records}
             for planned in self.plan.steps:
@@ -298,12 +302,19 @@ class Runner:
         self, state: _State, planned: PlannedStep, outcome: StepOutcome
     ) -> Decision:
         """Decide what follows a failed step; set ``state.stopped`` to end the run."""
+        if self.terminated_by is not None:
+            state.interrupted = True
+            state.stopped = self._interrupt_reason()
+            return Decision.QUIT
         if outcome.session_ended:
             if self.options.assume_yes:
+                if outcome.exit_status is None:
+                    how = "stopped responding and was closed"
+                else:
+                    how = f"exited with status {outcome.exit_status}"
                 state.stopped = (
-                    f"step {planned.number} ended the shell (exit status "
-                    f"{outcome.exit_status}); later steps need its state and were "
-                    "not run"
+                    f"the shell {how} during step {planned.number}; later steps "
+                    "need its state and were not run"
                 )
                 return Decision.QUIT
             choice = self.prompter.after_session_ended(planned, outcome)
@@ -316,10 +327,6 @@ class Runner:
                 self._export_values(self.plan.values.keys())
                 return Decision.SKIP
             state.stopped = f"operator quit after step {planned.number} ended the shell"
-            return Decision.QUIT
-        if self.terminated_by is not None:
-            state.interrupted = True
-            state.stopped = self._interrupt_reason()
             return Decision.QUIT
         if self.options.assume_yes:
             if outcome.interrupted:

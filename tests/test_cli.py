@@ -199,7 +199,7 @@ def test_exit_ends_session_and_later_steps_not_run(cli, tmp_path):
     assert "after exit [1]" not in result.output
     assert "after exit [unset]" not in result.output
     assert re.search(r"^3 +not run", result.output, re.M)
-    assert "ended the shell" in result.output
+    assert "the shell exited with status 3 during step 2" in result.output
 
 
 # --- values ----------------------------------------------------------------

@@ -313,12 +313,14 @@ def _parse_braced(text: str, pos: int, context: str) -> dict[str, Any]:
 def split_info_string(info: str) -> tuple[str, str]:
     """Split a fence info string into its language and the text after it.
 
-    The language is the first word, ended by whitespace or ``{``. An info string
-    that starts with whitespace has no language: markdown-it-py keeps the space
-    of ```` ``` {"name":"x"} ````, and CommonMark renders that block without one.
+    The info string is trimmed first, as CommonMark says (markdown-it-py
+    keeps the leading space of ```` ``` bash ````). The language is the first
+    word, ended by whitespace or ``{``. An info string that starts with ``{``,
+    such as ```` ``` {"name":"x"} ````, has no language.
     """
-    if not info or info[0].isspace():
-        return "", info.strip()
+    info = info.strip()
+    if not info or info.startswith("{"):
+        return "", info
 
     match = _LANGUAGE.match(info)
     end = match.end() if match else 0

@@ -39,7 +39,12 @@ from runbook.model import (
     Section,
     Step,
 )
-from runbook.shell_blocks import comment_lines, split_console
+from runbook.shell_blocks import (
+    bash_prompt_warnings,
+    comment_lines,
+    console_prompt_warnings,
+    split_console,
+)
 from runbook.slugs import slugify, unique_slugs
 from runbook.source import normalize_newlines, read_playbook_text, split_front_matter
 
@@ -216,7 +221,7 @@ class _Builder:
 
     def add_paragraph(self, paragraph: Token, inline: Token) -> None:
         self.prose.append(inline)
-        if "```" in inline.content:
+        if "```" in inline.content or "~~~" in inline.content:
             self.check_backtick_info(paragraph, inline)
 
     def check_backtick_info(self, paragraph: Token, inline: Token) -> None:
@@ -232,9 +237,18 @@ class _Builder:
             if child.type == "code_inline"
         }
         first_line, _ = _lines(paragraph)
+        swallowed = False
         for offset, line in enumerate(inline.content.split("\n")):
             text = line.lstrip()
             run = len(text) - len(text.lstrip("`"))
+            fence_like = text.startswith("~~~") or (run >= 3 and "`" not in text[run:])
+            if offset and fence_like:
+                # A fence line after the first line of a paragraph is text
+                # (or a multi-line code span); warn once per paragraph.
+                if not swallowed:
+                    self.warn(first_line + offset, _FENCE_IN_PARAGRAPH)
+                swallowed = True
+                continue
             if run < 3 or "`" not in text[run:] or "`" * run in span_markers:
                 continue
             self.warn(
@@ -286,7 +300,12 @@ class _Builder:
         section = self.stack[-1]
         expected_output = None
         if language == "console":
+            found = console_prompt_warnings(code)
             code, expected_output = split_console(code)
+        else:
+            found = bash_prompt_warnings(code)
+        for offset, message in found:
+            self.warn(start + offset, message)
 
         if not code.strip():
             problem = "console block has no '$ ' command lines"
@@ -331,6 +350,15 @@ class _Builder:
         section.context.append(block)
         self.prose.clear()
 
+    def check_fence_in_html(self, token: Token, start: int) -> None:
+        """Warn about fence lines swallowed by an HTML block such as <details>.
+
+        Fences inside HTML comments are left alone: hiding them is the point.
+        """
+        for offset, line in enumerate(token.content.split("\n")):
+            if line.lstrip().startswith(("```", "~~~")):
+                self.warn(start + offset, _FENCE_IN_HTML)
+
     def add_html(self, token: Token) -> None:
         start, _ = _lines(token)
         try:
@@ -341,6 +369,7 @@ class _Builder:
         if attributes is None:
             if not token.content.lstrip().startswith("<!--"):
                 self.takes_annotations = False
+                self.check_fence_in_html(token, start)
             return
 
         if not self.takes_annotations:
@@ -351,6 +380,16 @@ class _Builder:
             )
             return
         self.stack[-1].attributes.update(attributes)
+
+
+_FENCE_IN_PARAGRAPH = (
+    "line looks like a code fence but continues the paragraph above it, so it "
+    "is text, not a step; put a blank line before it"
+)
+_FENCE_IN_HTML = (
+    "line looks like a code fence but is inside an HTML block, so it is not a "
+    "step; put a blank line between the HTML and the fence"
+)
 
 
 def _lines(token: Token) -> tuple[int, int]:

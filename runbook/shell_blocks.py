@@ -24,17 +24,13 @@ def split_console(text: str) -> tuple[str, str]:
 
     Two kinds of line continue a command:
 
-    - a line that starts with bash's ``PS2`` prompt, ``> ``, or is only ``>``,
-      right after a line of the command. The prompt is removed (``>`` becomes
-      an empty line). Such a line is code even where the lexer finds the
-      command complete, so output that starts with ``> `` right after a
-      command, as ``diff`` prints, is taken as code too.
-    - a line without that prompt, while ``shell_lexer.find_command_end`` finds
-      that bash would prompt for more: after a line that ends in ``\\``,
-      ``|``, ``&&`` or ``||``, inside an open quote, ``$(...)`` or compound
-      command (``for ...; do`` up to ``done``, ``if`` up to ``fi``, ``case``
-      up to ``esac``, ``{`` up to ``}``), or before the closing line of a
-      here-document. Such a line is kept as it is.
+    while ``shell_lexer.find_command_end`` finds that bash would prompt for
+    more: after a line that ends in ``\\``, ``|``, ``&&`` or ``||``, inside an
+    open quote, ``$(...)`` or compound command (``for ...; do`` up to
+    ``done``, ``if`` up to ``fi``, ``case`` up to ``esac``, ``{`` up to
+    ``}``), or before the closing line of a here-document. On such a line
+    bash's ``PS2`` prompt, ``> `` (or a bare ``>``), is removed. Once the
+    command is complete, a ``> `` line is output, as ``diff`` or a REPL prints.
 
     Every other line is output. Both parts end in a newline unless they are
     empty.
@@ -74,12 +70,48 @@ def _last_command_line(
         end = shell_lexer.find_command_end(bash_input, start)
         if end is None:
             return len(lines) - 1
-        last = line_index.line_of(end - 1) - 1
-        if last + 1 == len(lines) or not _has_continuation_prompt(lines[last + 1]):
-            return last
-        # The command is complete, but the next line shows bash's PS2 prompt:
-        # it continues, and the lexer goes on from there.
-        start = end
+        return line_index.line_of(end - 1) - 1
+
+
+#: Lines that look like a shell prompt other than ``$ ``: a root ``#``
+#: prompt, ``(venv) $``, ``user@host:~$``, an indented ``$``, PowerShell.
+_OTHER_PROMPT = re.compile(
+    r"^(?:# \S|\(\S+\) ?\$ |[\w.-]+@[\w.-]+(?::\S*)?[$#] |\s+\$ |PS\S*> )"
+)
+
+
+def console_prompt_warnings(text: str) -> list[tuple[int, str]]:
+    """Return (line in block, message) for output lines that look like prompts.
+
+    Only ``$ `` starts a command, so such a line is not run; the author may
+    have meant it to be.
+    """
+    found: list[tuple[int, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("$ ") or not _OTHER_PROMPT.match(line):
+            continue
+        found.append(
+            (
+                number,
+                f"console line {line[:40]!r} looks like a prompt but only '$ ' "
+                "starts a command, so it is treated as output; write it as "
+                "'$ COMMAND' if it should run",
+            )
+        )
+    return found
+
+
+def bash_prompt_warnings(code: str) -> list[tuple[int, str]]:
+    """Return (line in block, message) for ``$ `` prompts inside shell blocks."""
+    return [
+        (
+            number,
+            "shell block line starts with a '$ ' prompt, which bash runs as a "
+            "command named '$'; drop the prompt or make the block 'console'",
+        )
+        for number, line in enumerate(code.splitlines(), start=1)
+        if line.startswith("$ ")
+    ]
 
 
 def _has_continuation_prompt(line: str) -> bool:

@@ -240,6 +240,7 @@ CASES: dict[str, Expected] = {
                 expected_output="1c1\n< old line\n# id -u\n0\n",
             ),
         ],
+        warnings=[(25, "looks like a prompt but only '$ ' starts a command")],
     ),
     "console_compound": Expected(
         sections=[(1, "Compound commands", "compound-commands")],
@@ -878,7 +879,8 @@ def test_yaml_imported_only_for_front_matter() -> None:
             "cp new.yaml \\\n  etc/app/config.yaml\n",
             "",
         ),
-        ("$ a \\\n> b \\\n> c\n> d\nout\n", "a \\\nb \\\nc\nd\n", "out\n"),
+        # Once the command is complete, a "> " line is output.
+        ("$ a \\\n> b \\\n> c\n> d\nout\n", "a \\\nb \\\nc\n", "> d\nout\n"),
         ('$ echo "one\n> two"\nout\n', 'echo "one\ntwo"\n', "out\n"),
         ("$ echo 'one\n>\n> two'\n", "echo 'one\n\ntwo'\n", ""),
         ("$ x=$(date \\\n> +%s)\n", "x=$(date \\\n+%s)\n", ""),
@@ -907,7 +909,7 @@ def test_yaml_imported_only_for_front_matter() -> None:
         # Continuation lines without a prompt are kept as they are.
         ("$ echo 'a\nb'\n", "echo 'a\nb'\n", ""),
         # A "> " line after a command continues it, even one that diff printed.
-        ("$ diff a b\n> added\n", "diff a b\nadded\n", ""),
+        ("$ diff a b\n> added\n", "diff a b\n", "> added\n"),
         ("$ echo a # it's\nout\n", "echo a # it's\n", "out\n"),
         # Compound commands, with and without continuation prompts.
         (
@@ -939,11 +941,11 @@ def test_yaml_imported_only_for_front_matter() -> None:
         # Reserved words count only where a command may start.
         ("$ echo if for {\nif\n", "echo if for {\n", "if\n"),
         ("$ echo done; x=(if)\nout\n", "echo done; x=(if)\n", "out\n"),
-        # A prompt line starts a new lexer pass, which may leave a command open.
+        # After a complete command, "> " lines are output (a REPL's prompt).
         (
             "$ cd /tmp\n> for i in 1; do\necho $i\ndone\n1\n",
-            "cd /tmp\nfor i in 1; do\necho $i\ndone\n",
-            "1\n",
+            "cd /tmp\n",
+            "> for i in 1; do\necho $i\ndone\n1\n",
         ),
         # "# " is output, not a root prompt.
         ("# systemctl restart app\n", "", "# systemctl restart app\n"),
@@ -1298,3 +1300,61 @@ def test_find_section_path_ambiguous(
 def test_find_section_path_not_found(incident_playbook: Playbook, query: str) -> None:
     with pytest.raises(SectionNotFound):
         incident_playbook.find_section(query)
+
+
+@pytest.mark.parametrize(
+    ("block", "line"),
+    [
+        ("```console\n$ sudo -i\n# systemctl restart nginx\n```\n", 3),
+        ("```console\n$ ls\nalice@web1:~$ uptime\n```\n", 3),
+        ("```console\n$ ls\n(venv) $ pip list\n```\n", 3),
+        ("```console\n$ ls\n  $ indented\n```\n", 3),
+        ("```console\nPS> Get-Service\n```\n", 2),
+    ],
+)
+def test_console_other_prompts_warn(block: str, line: int) -> None:
+    playbook = parse_playbook(f"# Title\n\n{block}", "p.md")
+    lines = [w.line for w in playbook.warnings if "looks like a prompt" in w.message]
+    assert lines == [line + 2]
+
+
+def test_dollar_prompt_in_bash_block_warns() -> None:
+    playbook = parse_playbook("# T\n\n```bash\n$ systemctl status app\n```\n", "p.md")
+    messages = [w.message for w in playbook.warnings]
+    assert any("'$ ' prompt" in m for m in messages)
+    assert [w.line for w in playbook.warnings] == [4]
+
+
+def test_space_before_language_is_trimmed() -> None:
+    playbook = parse_playbook("# T\n\n``` bash\necho spaced\n```\n", "p.md")
+    steps = playbook.root.all_steps()
+    assert [s.code for s in steps] == ["echo spaced\n"]
+    assert [s.language for s in steps] == ["bash"]
+
+
+@pytest.mark.parametrize(
+    ("markdown", "line", "phrase"),
+    [
+        (
+            '# T\n\n??? note "x"\n    ```bash\n    echo hidden\n    ```\n',
+            4,
+            "continues the paragraph above",
+        ),
+        (
+            "# T\n\n<details>\n<summary>More</summary>\n"
+            "```bash\necho x\n```\n</details>\n",
+            5,
+            "inside an HTML block",
+        ),
+    ],
+)
+def test_swallowed_fence_warns(markdown: str, line: int, phrase: str) -> None:
+    playbook = parse_playbook(markdown, "p.md")
+    matching = [w.line for w in playbook.warnings if phrase in w.message]
+    assert playbook.root.all_steps() == ()
+    assert matching[0] == line
+
+
+def test_fence_in_html_comment_is_silent() -> None:
+    playbook = parse_playbook("# T\n\n<!--\n```bash\necho x\n```\n-->\n", "p.md")
+    assert playbook.warnings == ()

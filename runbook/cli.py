@@ -53,10 +53,30 @@ def _complete_section(
     # unquoted and split into several arguments.
     lowered = incomplete.strip("'\"").lower()
     return [
-        CompletionItem(section.slug, help=" / ".join(section.path))
+        CompletionItem(_unique_name(playbook, section), help=" / ".join(section.path))
         for section in playbook.sections()
         if lowered in section.title.lower() or lowered in section.slug
     ]
+
+
+def _unique_name(playbook: Any, section: Any) -> str:
+    """Return the section's slug, or a path of slugs when the slug is ambiguous.
+
+    The slug ``diagnosis`` of the first of several Diagnosis sections also
+    equals their titles in lower case, so ``--section`` rejects it as
+    ambiguous; ``incident-server-not-starting/diagnosis`` is not.
+    """
+    from .errors import RunbookError
+
+    try:
+        if playbook.find_section(section.slug) is section:
+            return str(section.slug)
+    except RunbookError:
+        pass
+    slugs = [
+        s.slug for s in playbook.sections() if s.path == section.path[: len(s.path)]
+    ]
+    return "/".join(slugs)
 
 
 def _playbook_from_comp_words() -> str | None:
@@ -111,13 +131,23 @@ def main(verbose: int) -> None:
 
     Example: runbook run playbooks/incident-response.md --section "Storage Full"
     """
-    if verbose:
-        import logging
+    import logging
 
+    # A terminal or pipe whose encoding lacks a character (a Latin-1 locale)
+    # gets a replacement character instead of a crash mid-run.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+    if verbose:
         level = logging.DEBUG if verbose > 1 else logging.INFO
         logging.basicConfig(level=level, format="runbook: %(levelname)s: %(message)s")
         # markdown-it traces every rule it tries at debug level.
         logging.getLogger("markdown_it").setLevel(logging.WARNING)
+    else:
+        # Without -v the operator sees what matters through the prompter;
+        # this keeps Python's last-resort handler from printing log records.
+        logging.getLogger("runbook").addHandler(logging.NullHandler())
 
 
 @main.command("list")
@@ -148,7 +178,7 @@ def list_command(playbook: str, output_format: str) -> None:
 )
 @format_option
 def show_command(playbook: str, section: str | None, output_format: str) -> None:
-    """Print the numbered steps of a section with their descriptions and code.
+    """Print a section's numbered steps with their prose and code.
 
     Example: runbook show playbooks/incident-response.md --section "Storage Full"
     """
@@ -166,10 +196,10 @@ def show_command(playbook: str, section: str | None, output_format: str) -> None
 @click.option(
     "-s",
     "--section",
-    required=True,
     shell_complete=_complete_section,
     help="Section to run: title, slug, heading path (A/B) or unique part of a "
-    "title. Its subsections run too.",
+    "title. Its subsections run too. Required unless the playbook has no "
+    "headings.",
 )
 @click.option(
     "-y",
@@ -244,7 +274,7 @@ def show_command(playbook: str, section: str | None, output_format: str) -> None
 )
 def run_command(
     playbook: str,
-    section: str,
+    section: str | None,
     assume_yes: bool,
     keep_going: bool,
     allow_destructive: bool,
@@ -261,7 +291,7 @@ def run_command(
     Before each step: run, skip, edit (opens $EDITOR), run all remaining, or
     quit. After a failure: retry, skip, edit or quit. Exit status: 0 when every
     step that ran succeeded, 1 when one failed, 2 for usage errors, 130 when
-    interrupted.
+    interrupted, 143 on SIGTERM, 129 on SIGHUP.
 
     Example: runbook run playbooks/incident-response.md --section "Storage Full"
     """

@@ -75,6 +75,7 @@ def plan_run(request: RunRequest) -> Plan:
         from_number=request.from_number,
         values=collect_values(request.var_options, request.env_files),
         environment=request.environment,
+        require_section=True,
     )
 
 
@@ -96,6 +97,7 @@ def dry_run(request: RunRequest) -> str:
 
 def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
     """Run the selected steps, asking or with ``--yes``; return the exit status."""
+    from .errors import TranscriptPathError
     from .prompter import TerminalPrompter
     from .runner import Runner, RunOptions
     from .transcript import Transcript, default_transcript_path
@@ -119,7 +121,16 @@ def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
     # Before the transcript exists: nothing has run yet.
     runner.check_destructive()
     runner.check_values()
-    transcript.open(create_parents=request.transcript is None)
+    try:
+        transcript.open(create_parents=request.transcript is None)
+    except TranscriptPathError as error:
+        if request.transcript is not None:
+            raise
+        # The default location is not writable (a full disk is a common
+        # reason to run a playbook): run without a transcript, and say so.
+        prompter.warn(f"{error}; running without a transcript")
+        cause = error.__cause__
+        transcript.disable(cause if isinstance(cause, OSError) else OSError(str(error)))
     try:
         result = runner.run()
     finally:

@@ -85,6 +85,10 @@ class AmbiguousSection(UsageError):
         )
 
 
+class SectionRequired(UsageError):
+    """``runbook run`` needs ``--section`` for a playbook with sections."""
+
+
 class NoRunnableSteps(UsageError):
     """The selected playbook or section contains no shell steps."""
 

@@ -18,13 +18,15 @@ def find_section(sections: Sequence[Section], query: str) -> Section:
     """Return the one section in ``sections`` that ``query`` names.
 
     The rules are tried in order: exact title, case-insensitive title, slug,
-    case-insensitive suffix of the title, then case-insensitive substring of
-    the title. The first rule that matches exactly one section wins. A rule
-    that matches several raises AmbiguousSection, and no match raises
-    SectionNotFound with up to three of the closest titles.
+    then case-insensitive substring of the title. The first rule that matches
+    exactly one section wins. A rule that matches several raises
+    AmbiguousSection, and no match raises SectionNotFound with up to three of
+    the closest titles. There is no separate suffix rule: "failover" must not
+    silently pick "Database failover" when "Database failover rollback"
+    contains it too.
 
     A query with ``/`` that is not a title or slug is a heading path such as
-    ``Storage Full/Recovery``, tried before the suffix and substring rules.
+    ``Storage Full/Recovery``, tried before the substring rule.
     Each segment is matched by the same rules. The first segment is looked up
     among all sections, or among top-level sections after a leading ``/``.
     Each later segment is looked up among the children of the section that
@@ -55,8 +57,8 @@ def find_section(sections: Sequence[Section], query: str) -> Section:
 
 
 def describe_section(section: Section) -> str:
-    """Return the section's heading path joined with " / ", and its line."""
-    return f"{' / '.join(section.path)} (line {section.start_line})"
+    """Return the section's heading path joined with " / ", its line and slug."""
+    return f"{' / '.join(section.path)} (line {section.start_line}, #{section.slug})"
 
 
 def _title(section: Section) -> str:
@@ -69,9 +71,9 @@ def _spaced_title(section: Section) -> str:
 
 
 def _rules(text: str, title: Callable[[Section], str]) -> list[_Rule]:
-    """Return the five rules, from exact title to substring, on ``title(section)``.
+    """Return the four rules, from exact title to substring, on ``title(section)``.
 
-    The first three compare the whole title or the slug, the last two a part.
+    The first three compare the whole title or the slug, the last a part.
     """
     folded = text.casefold()
     lowered = text.lower()
@@ -79,7 +81,6 @@ def _rules(text: str, title: Callable[[Section], str]) -> list[_Rule]:
         lambda s: title(s) == text,
         lambda s: title(s).casefold() == folded,
         lambda s: s.slug == lowered,
-        lambda s: title(s).casefold().endswith(folded),
         lambda s: folded in title(s).casefold(),
     ]
 

@@ -11,6 +11,7 @@ from .errors import (
     DestructiveStepsNeedConsent,
     MissingValues,
     NoRunnableSteps,
+    SectionRequired,
     StepSelectionError,
 )
 from .playbook import Playbook, Section, Step
@@ -58,15 +59,24 @@ def build_plan(
     from_number: int | None = None,
     values: Mapping[str, str] | None = None,
     environment: Mapping[str, str] | None = None,
+    require_section: bool = False,
 ) -> Plan:
     """Select a section (the whole playbook when ``section_query`` is None) and steps.
 
-    Raises SectionNotFound, AmbiguousSection, NoRunnableSteps or
-    StepSelectionError.
+    With ``require_section``, a missing ``section_query`` is allowed only for
+    a playbook whose steps all come before its first heading.
+
+    Raises SectionNotFound, AmbiguousSection, SectionRequired, NoRunnableSteps
+    or StepSelectionError.
     """
     if section_query is None:
         section = playbook.root
         where = f"playbook {playbook.path!r}"
+        if require_section and any(s.all_steps() for s in playbook.root.children):
+            raise SectionRequired(
+                f"--section is required: {playbook.path!r} has sections with "
+                "steps; pick one ('runbook list FILE' shows them)"
+            )
     else:
         section = playbook.find_section(section_query)
         where = f"section {' / '.join(section.path)!r} in {playbook.path!r}"

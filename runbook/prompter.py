@@ -287,7 +287,11 @@ class TerminalPrompter:
                 self.say(line)
         if result.stopped:
             self.say(f"Stopped: {result.stopped}")
-        if result.transcript_path:
+        if result.transcript_path and result.transcript_failed:
+            self.say(
+                f"Transcript: {result.transcript_path} (incomplete: a write failed)"
+            )
+        elif result.transcript_path:
             self.say(f"Transcript: {result.transcript_path}")
         self.flush()
 

@@ -75,6 +75,8 @@ class RunResult:
     exit_code: int
     stopped: str | None = None
     transcript_path: str | None = None
+    #: True when the transcript could not be written in full.
+    transcript_failed: bool = False
 
 
 @dataclass
@@ -94,6 +96,7 @@ def summary_row(record: StepRecord) -> dict[str, object]:
     return {
         "step": record.planned.number,
         "decision": record.decision,
-        "exit_status": record.status_text,
+        "exit_status": None if record.outcome is None else record.outcome.exit_status,
+        "result": record.status_text,
         "duration": None if duration is None else round(duration, 3),
     }

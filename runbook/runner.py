@@ -152,7 +152,7 @@ class Runner:
         self.transcript.write(
             "start",
             playbook=self.plan.playbook.path,
-            section=" / ".join(self.plan.section.path) or self.plan.section.title,
+            section=list(self.plan.section.path),
             steps=[p.number for p in self.plan.steps],
             total_steps=self.plan.total_steps,
             target=self.options.target,
@@ -166,6 +166,7 @@ class Runner:
             exit_code=_exit_code(state, self.terminated_by),
             stopped=state.stopped,
             transcript_path=str(self.transcript.path),
+            transcript_failed=self.transcript.error is not None,
         )
         log.info(
             "run of %s finished with exit status %d; transcript %s",

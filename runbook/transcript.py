@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -34,9 +35,10 @@ def default_transcript_dir() -> Path:
 
     ``XDG_STATE_HOME`` defaults to ``~/.local/state``.
     """
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state):
+        # The XDG specification says to ignore a relative path.
+        state = os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "runbook" / "transcripts"
 
 
@@ -137,10 +139,16 @@ class Transcript:
         self.path = Path(path)
         self.masker = masker or Masker()
         self._file: IO[str] | None = None
+        #: Random id in every record, which tells apart runs that share a file.
+        self.run_id = secrets.token_hex(6)
         #: The first write error; later records are not written.
         self.error: OSError | None = None
         #: Called once with a message when a write fails.
         self.on_error: Callable[[str], None] | None = None
+
+    def disable(self, error: OSError) -> None:
+        """Drop every record from now on, because the file cannot be written."""
+        self.error = error
 
     def open(self, create_parents: bool = False) -> None:
         """Open for appending; the file is readable by its owner only.
@@ -166,11 +174,16 @@ class Transcript:
         it is reported once through ``on_error`` and later records are
         dropped, because a half-written line would make the rest unreadable.
         """
-        if self._file is None:
-            raise TranscriptError(f"transcript {str(self.path)!r} is not open")
         if self.error is not None:
             return
-        record = {"type": record_type, "time": _now(), **self.masker.any(fields)}
+        if self._file is None:
+            raise TranscriptError(f"transcript {str(self.path)!r} is not open")
+        record = {
+            "type": record_type,
+            "time": _now(),
+            "run": self.run_id,
+            **self.masker.any(fields),
+        }
         try:
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
             self._file.flush()

@@ -394,17 +394,21 @@ def parse_var_option(text: str) -> tuple[str, str]:
     Raises VariableError when there is no ``=`` or the name is invalid.
     """
     name, equals, value = text.partition("=")
+    # Error messages show only the leading name-like part of the text: the
+    # rest may be a secret typed with the wrong separator.
+    shown = _leading_name(text)
     if not equals:
         raise VariableError(
-            f"invalid --var {text!r}: expected NAME=VALUE, for example "
-            "--var server-ip=10.0.0.5 or --var QPC_AUTH_TOKEN="
+            f"invalid --var starting with {shown!r}: expected NAME=VALUE, for "
+            "example --var server-ip=10.0.0.5 or --var QPC_AUTH_TOKEN=..."
         )
     if name.startswith("<") and name.endswith(">"):
         name = name[1:-1]
     if not _is_value_name(name):
         raise VariableError(
-            f"invalid --var {text!r}: {name!r} is not a variable or placeholder "
-            "name; use letters, digits and _ (placeholders may also use - and .)"
+            f"invalid --var starting with {shown!r}: the part before '=' is not "
+            "a variable or placeholder name; use letters, digits and _ "
+            "(placeholders may also use - and .)"
         )
     return name, value
 
@@ -443,12 +447,19 @@ def load_env_file(path: str) -> dict[str, str]:
     return values
 
 
+def _leading_name(text: str) -> str:
+    """Return the name-like start of ``text`` plus "...", never a value."""
+    match = re.match(r"\s*(?:export\s+)?<?[A-Za-z0-9_.-]*>?", text)
+    head = match.group(0) if match else ""
+    return head + "..." if len(head) < len(text) else head
+
+
 def _parse_env_line(line: str, location: str) -> tuple[str, str]:
     match = _ENV_LINE.match(line)
     if not match or not _is_value_name(match.group(1)):
         raise VariableError(
-            f"{location}: invalid line {line!r}: expected NAME=VALUE, where NAME is "
-            "a variable or placeholder name"
+            f"{location}: invalid line starting with {_leading_name(line)!r}: "
+            "expected NAME=VALUE, where NAME is a variable or placeholder name"
         )
     name, raw = match.groups()
     raw_value = raw.lstrip()

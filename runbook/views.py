@@ -68,7 +68,8 @@ def render_step(planned: PlannedStep, total: int, code: str | None = None) -> st
         lines.append(f"  name: {step.name}")
     if shown:
         described = ", ".join(
-            key if value is True else f"{key}={value}" for key, value in shown.items()
+            key if value is True else f"{key}={_attribute_text(value)}"
+            for key, value in shown.items()
         )
         lines.append(f"  attributes: {described}")
     if step.description:
@@ -102,6 +103,10 @@ def plan_data(plan: Plan) -> dict[str, Any]:
         "playbook": plan.playbook.path,
         "section": list(plan.section.path),
         "total_steps": plan.total_steps,
+        "warnings": [
+            {"line": warning.line, "message": warning.message}
+            for warning in plan.playbook.warnings
+        ],
         "steps": [
             {
                 "number": p.number,
@@ -140,7 +145,20 @@ def render_dry_run(plan: Plan, missing: list[variables.MissingValue]) -> str:
     for planned in plan.steps:
         code = variables.substitute_placeholders(planned.step.code, shown)
         parts.append("\n" + render_step(planned, plan.total_steps, code))
+    parts.extend(
+        f"\nwarning: {plan.playbook.path}:{w.line}: {w.message}"
+        for w in plan.playbook.warnings
+    )
+    if plan.playbook.warnings:
+        parts.append("\n")
     if missing:
         parts.append("\nMissing values (a run would ask for them):\n")
         parts.extend(f"  {describe_missing(plan, item)}\n" for item in missing)
     return "".join(parts)
+
+
+def _attribute_text(value: Any) -> str:
+    """Return an attribute value as written in Markdown (false, not False)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -663,3 +663,43 @@ def test_end_of_input_reason(cli):
     result = cli("run", DEMO, "-s", "Happy Path", input="")
     assert result.exit_code == 130
     assert "Stopped: no answer: the input ended at a prompt" in result.output
+
+
+def test_headingless_playbook_runs_without_section(cli):
+    result = cli("run", str(FIXTURES / "no-headings.md"), "--yes")
+    assert result.exit_code == 0
+    assert re.search(r"^headless-ran$", result.output, re.M)
+
+
+def test_section_required_when_playbook_has_sections(cli):
+    result = cli("run", DEMO, "--yes")
+    assert result.exit_code == 2
+    assert "--section is required" in result.output
+
+
+def test_records_carry_run_id(cli, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    cli("run", DEMO, "-s", "Nested Check", "--yes", "--transcript", str(transcript))
+    cli("run", DEMO, "-s", "Nested Check", "--yes", "--transcript", str(transcript))
+    runs = [r["run"] for r in records(transcript)]
+    assert len(set(runs)) == 2
+    assert runs[0] == runs[1]
+
+
+def test_default_transcript_unwritable_runs_anyway(cli, tmp_path, monkeypatch):
+    blocker = tmp_path / "state-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocker))
+    result = cli("run", DEMO, "-s", "Nested Check", "--yes")
+    assert result.exit_code == 0
+    assert "running without a transcript" in result.output
+    assert re.search(r"^nested-ok$", result.output, re.M)
+
+
+def test_secret_not_in_var_error(cli):
+    result = cli(
+        "run", DEMO, "-s", "Nested Check", "--yes", "--var", "QPC_DB_KEY:Sup3rS3cret"
+    )
+    assert result.exit_code == 2
+    assert "Sup3rS3cret" not in result.output
+    assert "QPC_DB_KEY..." in result.output

@@ -1093,9 +1093,8 @@ INCIDENT = "Incident Response"
             (INCIDENT, "Node Down / Unresponsive", "Diagnose"),
             13,
         ),
-        # suffix, before substring
+        # substring
         ("Storage Full", (INCIDENT, "Incident: Storage Full"), 3),
-        ("backup", (INCIDENT, "Restore Backup"), 19),
         # substring
         ("ploy Set", (INCIDENT, "Deploy Setup"), 23),
         ("down / unresp", (INCIDENT, "Node Down / Unresponsive"), 11),
@@ -1115,23 +1114,32 @@ def test_find_section(
         (
             "Recovery",
             (
-                "Incident Response / Incident: Storage Full / Recovery (line 5)",
-                "Incident Response / Storage / Recovery (line 9)",
+                "Incident Response / Incident: Storage Full / Recovery"
+                " (line 5, #recovery)",
+                "Incident Response / Storage / Recovery (line 9, #recovery-1)",
             ),
         ),
         (
             "setup",
             (
-                "Incident Response / Setup (line 15)",
-                "Incident Response / Setup (line 17)",
+                "Incident Response / Setup (line 15, #setup)",
+                "Incident Response / Setup (line 17, #setup-1)",
+            ),
+        ),
+        (
+            "backup",
+            (
+                "Incident Response / Restore Backup (line 19, #restore-backup)",
+                "Incident Response / Backup Check (line 21, #backup-check)",
             ),
         ),
         (
             "Stor",
             (
-                "Incident Response / Incident: Storage Full (line 3)",
-                "Incident Response / Storage (line 7)",
-                "Incident Response / Restore Backup (line 19)",
+                "Incident Response / Incident: Storage Full"
+                " (line 3, #incident-storage-full)",
+                "Incident Response / Storage (line 7, #storage)",
+                "Incident Response / Restore Backup (line 19, #restore-backup)",
             ),
         ),
     ],
@@ -1150,7 +1158,7 @@ def test_find_section_ambiguous_message(lookup_playbook: Playbook) -> None:
     with pytest.raises(AmbiguousSection) as caught:
         lookup_playbook.find_section("Setup")
 
-    assert "  Incident Response / Setup (line 15)\n" in str(caught.value)
+    assert "  Incident Response / Setup (line 15, #setup)\n" in str(caught.value)
 
 
 def test_find_section_not_found_suggests(lookup_playbook: Playbook) -> None:
@@ -1289,7 +1297,7 @@ def test_find_section_path_ambiguous(
         incident_playbook.find_section(query)
 
     found = tuple(
-        int(c.rsplit("(line ", 1)[1].rstrip(")")) for c in caught.value.candidates
+        int(c.rsplit("(line ", 1)[1].split(",")[0]) for c in caught.value.candidates
     )
     assert found == lines
 

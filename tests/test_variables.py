@@ -939,10 +939,12 @@ def test_var_option_parsed(text: str, expected: tuple[str, str]) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("NOEQUALS", "invalid --var 'NOEQUALS': expected NAME=VALUE"),
-        ("=value", "'' is not a variable or placeholder name"),
-        ("1ABC=x", "'1ABC' is not a variable or placeholder name"),
-        ("a b=x", "'a b' is not a variable or placeholder name"),
+        ("NOEQUALS", "invalid --var starting with 'NOEQUALS': expected NAME=VALUE"),
+        ("=value", "with '...': the part before '=' is not a variable"),
+        ("1ABC=x", "with '1ABC...': the part before '=' is not a variable"),
+        ("a b=x", "with 'a...': the part before '=' is not a variable"),
+        # A secret typed with the wrong separator never reaches the message.
+        ("TOKEN:s3cret-value", "with 'TOKEN...': expected NAME=VALUE"),
     ],
 )
 def test_var_option_rejected(text: str, message: str) -> None:
@@ -997,8 +999,9 @@ def test_env_file_has_no_extras(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("GOOD=1\nno equals here\n", ":2: invalid line 'no equals here'"),
-        ("1BAD=x\n", ":1: invalid line '1BAD=x'"),
+        ("GOOD=1\nno equals here\n", ":2: invalid line starting with 'no...'"),
+        ("1BAD=x\n", ":1: invalid line starting with '1BAD...'"),
+        ("DB_KEY s3cret-value\n", ":1: invalid line starting with 'DB_KEY...'"),
         ("A='open\n", ":1: unterminated single quote in the value of A"),
         ('B="open\n', ":1: unterminated double quote in the value of B"),
         ("C='x' y\n", ":1: unexpected text 'y' after the quoted value of C"),

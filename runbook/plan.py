@@ -157,6 +157,24 @@ def check_values(plan: Plan) -> None:
         )
 
 
+def unexpanded_references(plan: Plan) -> list[str]:
+    """Return one message per variable written inside a quoted heredoc.
+
+    bash never expands ``$NAME`` in the body of ``<<'EOF'``, so the command
+    receives the literal text, which is rarely what the author meant.
+    """
+    messages = []
+    for planned in plan.steps:
+        for ref in variables.find_quoted_heredoc_references(planned.step.code):
+            line = planned.step.start_line + ref.line
+            messages.append(
+                f"{plan.playbook.path}:{line}: ${ref.name} in step {planned.number} "
+                "is inside a quoted here-document (<<'EOF'), so bash does not "
+                "expand it and the command gets the literal text"
+            )
+    return messages
+
+
 def unused_values(plan: Plan) -> list[str]:
     """Return the supplied names that no selected step uses, often a typo."""
     used: set[str] = set()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from .errors import EditorError, EndOfInput
-from .plan import Plan, PlannedStep, unused_values
+from .plan import Plan, PlannedStep, unexpanded_references, unused_values
 from .records import Decision, RunResult, StepRecord
 from .session import StepOutcome
 
@@ -200,6 +200,8 @@ class TerminalPrompter:
     def run_started(self, plan: Plan) -> None:
         for warning in plan.playbook.warnings:
             self.warn(f"{plan.playbook.path}:{warning.line}: {warning.message}")
+        for message in unexpanded_references(plan):
+            self.warn(message)
         for name in unused_values(plan):
             self.warn(
                 f"value {name!r} is not used by any selected step; check its spelling"

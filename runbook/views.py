@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import variables
-from .plan import Plan, PlannedStep, describe_missing
+from .plan import Plan, PlannedStep, describe_missing, unexpanded_references
 from .playbook import Playbook, Section
 
 MASK = "***"
@@ -145,11 +145,12 @@ def render_dry_run(plan: Plan, missing: list[variables.MissingValue]) -> str:
     for planned in plan.steps:
         code = variables.substitute_placeholders(planned.step.code, shown)
         parts.append("\n" + render_step(planned, plan.total_steps, code))
-    parts.extend(
-        f"\nwarning: {plan.playbook.path}:{w.line}: {w.message}"
-        for w in plan.playbook.warnings
-    )
-    if plan.playbook.warnings:
+    warnings = [
+        f"{plan.playbook.path}:{w.line}: {w.message}" for w in plan.playbook.warnings
+    ]
+    warnings.extend(unexpanded_references(plan))
+    parts.extend(f"\nwarning: {text}" for text in warnings)
+    if warnings:
         parts.append("\n")
     if missing:
         parts.append("\nMissing values (a run would ask for them):\n")

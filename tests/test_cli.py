@@ -703,3 +703,14 @@ def test_secret_not_in_var_error(cli):
     assert result.exit_code == 2
     assert "Sup3rS3cret" not in result.output
     assert "QPC_DB_KEY..." in result.output
+
+
+def test_quoted_heredoc_variable_warns(cli, tmp_path):
+    playbook = tmp_path / "p.md"
+    playbook.write_text("# P\n\n```bash\ncat <<'EOF'\nkey=${QPC_DB_KEY}\nEOF\n```\n")
+    result = cli("run", str(playbook), "-s", "P", "--yes")
+    assert result.exit_code == 0
+    assert (
+        "p.md:5: $QPC_DB_KEY in step 1 is inside a quoted here-document"
+        in result.output
+    )

@@ -9,6 +9,8 @@ from .plan import Plan, PlannedStep, describe_missing, unexpanded_references
 from .playbook import Playbook, Section
 
 MASK = "***"
+#: Width of the title column in ``runbook list``; longer titles overflow it.
+MAX_TITLE_COLUMN = 60
 
 
 def section_tree(playbook: Playbook) -> dict[str, Any]:
@@ -46,9 +48,12 @@ def render_tree(playbook: Playbook) -> str:
         lines.append(f"  (before the first heading)  {len(playbook.root.steps)} steps")
     rows = []
     for section in playbook.sections():
-        label = "  " * (section.level - 1) + section.title
+        # Indented by depth in the tree, not by heading level: a ##### under
+        # a # is one step deeper, not four.
+        label = "  " * (len(section.path) - 1) + section.title
         rows.append((label, len(section.all_steps()), section.slug, section.start_line))
-    width = max((len(row[0]) for row in rows), default=0)
+    # One very long title must not push every row far to the right.
+    width = min(max((len(row[0]) for row in rows), default=0), MAX_TITLE_COLUMN)
     for label, count, slug, line in rows:
         steps = f"{count} step{'s' if count != 1 else ''}" if count else "-"
         lines.append(f"{label.ljust(width)}  {steps:>8}  #{slug}  line {line}")

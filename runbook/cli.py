@@ -64,7 +64,7 @@ def _unique_name(playbook: Any, section: Any) -> str:
 
     The slug ``diagnosis`` of the first of several Diagnosis sections also
     equals their titles in lower case, so ``--section`` rejects it as
-    ambiguous; ``incident-server-not-starting/diagnosis`` is not.
+    ambiguous. The path ``incident-server-not-starting/diagnosis`` is unique.
     """
     from .errors import RunbookError
 

@@ -126,8 +126,8 @@ def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
     except TranscriptPathError as error:
         if request.transcript is not None:
             raise
-        # The default location is not writable (a full disk is a common
-        # reason to run a playbook): run without a transcript, and say so.
+        # The default location is not writable. A full disk is a common
+        # reason to run a playbook, so run without a transcript and warn.
         prompter.warn(f"{error}; running without a transcript")
         cause = error.__cause__
         transcript.disable(cause if isinstance(cause, OSError) else OSError(str(error)))

@@ -313,7 +313,9 @@ class TerminalPrompter:
         try:
             line = self.stdin.readline()
         except OSError as error:
-            raise EndOfInput(f"cannot read an answer: {error.strerror}") from error
+            raise EndOfInput(
+                f"reading from the terminal failed: {error.strerror}"
+            ) from error
         if not line:
             self.say()
             raise EndOfInput("the input ended at a prompt")

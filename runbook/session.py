@@ -9,9 +9,10 @@ in a script. Because bash has read the whole command line before the step
 starts, a command in the step that reads the terminal cannot swallow runbook's
 own input.
 
-The end of a step is the shell's next prompt: ``PROMPT_COMMAND`` writes a
-marker with a random nonce and ``$?`` to the terminal, so the marker carries the
-exit status, and output that merely looks like it cannot end a step. bash runs
+The end of a step is the shell's next prompt. Before it, ``PROMPT_COMMAND``
+writes a marker with a random nonce and ``$?`` to the terminal. The marker
+carries the exit status, and output that merely looks like it cannot end a
+step, because it lacks the nonce. bash runs
 with ``--noediting``, so readline never switches on bracketed paste or redraws
 the input line.
 """
@@ -243,7 +244,7 @@ class BashSession:
         0.2 s while the step is silent.
         ``stdin_from_terminal`` lets the step read the session's terminal, and
         turns terminal echo on while the step runs; otherwise the step's stdin
-        is /dev/null, so ``read`` fails at once and ``cat`` sees end of file.
+        is /dev/null, so ``read`` fails at once and ``cat`` reads end of file.
         Bytes readable on ``input_fd`` (the operator's terminal in raw mode)
         are forwarded to the step, Ctrl-C included. A KeyboardInterrupt while
         the step runs interrupts the step and is reported, not re-raised, and

@@ -1,4 +1,4 @@
-"""What the bash lexer reports: placeholders, references, words, here-documents.
+"""Records of the bash lexer: placeholders, references, words, here-documents.
 
 ``shell_lexer.scan`` returns a ``Scan`` that contains these records, and
 ``variables`` and ``shell_assignments`` read them. Every offset is a character

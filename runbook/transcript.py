@@ -37,7 +37,7 @@ def default_transcript_dir() -> Path:
     """
     state = os.environ.get("XDG_STATE_HOME", "")
     if not os.path.isabs(state):
-        # The XDG specification says to ignore a relative path.
+        # The XDG Base Directory specification requires ignoring a relative path.
         state = os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "runbook" / "transcripts"
 
@@ -139,7 +139,7 @@ class Transcript:
         self.path = Path(path)
         self.masker = masker or Masker()
         self._file: IO[str] | None = None
-        #: Random id in every record, which tells apart runs that share a file.
+        #: Random id in every record, to distinguish runs that append to one file.
         self.run_id = secrets.token_hex(6)
         #: The first write error; later records are not written.
         self.error: OSError | None = None

@@ -1,0 +1,226 @@
+"""``runbook run --target sandbox``: a section against a server with its fault.
+
+The steps: find the section's scenario, build (or reuse) the test server
+image, start a container, inject the scenario's fault and prove it took
+effect, run the section in the container through a docker target, check the
+scenario's output expectations and post-conditions, remove the container.
+Everything the sandbox learns goes to the transcript as ``sandbox`` and
+``check`` records next to the steps' records.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .. import variables
+from ..plan import Plan
+from .container import ENV_FILE, ServerContainer
+from .docker import DockerError
+from .faults import PROOF_TIMEOUT, client_command, get_fault
+from .image import ensure_image
+from .layout import SandboxLayout, find_layout
+from .scenarios import OutputExpectation, PostCondition, Scenario, find_scenario
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Sandbox:
+    """A started container with its fault in place, ready for a run."""
+
+    layout: SandboxLayout
+    scenario: Scenario
+    server: ServerContainer
+    evidence: str
+    baseline: dict[str, object]
+
+
+def prepare(
+    plan: Plan, keep: bool = False, say: Say | None = None, rebuild: bool = False
+) -> Sandbox:
+    """Build the image, start the server and inject the section's fault."""
+    say = say or _stderr
+    layout = find_layout(Path(plan.playbook.path).resolve().parent)
+    scenario = find_scenario(layout.scenario_dir, plan.playbook.path, plan.section.path)
+    fault = get_fault(scenario.fault)
+    image = ensure_image(layout, progress=say, rebuild=rebuild)
+    options = fault.options
+    if scenario.server_env:
+        from dataclasses import replace
+
+        options = replace(options, server_env={**options.server_env, **scenario.server_env})
+    server = ServerContainer(
+        image.tag,
+        layout.fixtures / "image" / "qpc-server.env",
+        options=options,
+        keep=keep,
+    )
+    started = time.monotonic()
+    server.start()
+    try:
+        say(
+            f"sandbox: container {server.id[:12]} healthy in {server.ready_seconds:.1f} s; "
+            f"injecting fault {fault.name} ({fault.summary})"
+        )
+        evidence = fault.apply(server)
+        say(f"sandbox: fault in place: {evidence}")
+        baseline = server.admin_json("stats")
+    except BaseException:
+        server.stop()
+        raise
+    say(f"sandbox: ready after {time.monotonic() - started:.1f} s")
+    return Sandbox(layout, scenario, server, evidence, baseline)
+
+
+def server_values(sandbox: Sandbox, plan: Plan) -> dict[str, str]:
+    """The server's settings that the plan's steps refer to, as run values."""
+    used: set[str] = set()
+    for planned in plan.steps:
+        used |= {ref.name for ref in variables.find_variable_references(planned.step.code)}
+    return {
+        name: value
+        for name, value in sandbox.server.server_env.items()
+        if name in used and name not in plan.values
+    }
+
+
+def check_outputs(
+    expectations: tuple[OutputExpectation, ...], outputs: dict[int, bytes]
+) -> list[CheckResult]:
+    import re
+
+    results = []
+    for expectation in expectations:
+        name = f"step {expectation.step} output matches {expectation.pattern!r}"
+        output = outputs.get(expectation.step)
+        if output is None:
+            results.append(CheckResult(name, False, f"step {expectation.step} did not run"))
+            continue
+        text = output.decode("utf-8", "replace")
+        match = re.search(expectation.pattern, text)
+        detail = match.group(0) if match else "no match in: " + _tail(text)
+        results.append(CheckResult(name, match is not None, detail))
+    return results
+
+
+def check_post_conditions(sandbox: Sandbox) -> list[CheckResult]:
+    return [_check(sandbox, condition) for condition in sandbox.scenario.post_conditions]
+
+
+def _check(sandbox: Sandbox, condition: PostCondition) -> CheckResult:
+    server = sandbox.server
+    name = condition.describe()
+    try:
+        if condition.kind == "service_active":
+            return _check_active(server, name)
+        if condition.kind == "client_roundtrip":
+            return _check_roundtrip(server, name)
+        stats = server.admin_json("stats")
+        if condition.kind == "expired_messages_gone":
+            expired = int(str(stats["expired"]))
+            return CheckResult(name, expired == 0, f"{expired} expired messages left")
+        if condition.kind == "unexpired_messages_kept":
+            before, after = sandbox.baseline, stats
+            kept = (
+                before["unexpired_ids_sha256"] == after["unexpired_ids_sha256"]
+                and before["unexpired"] == after["unexpired"]
+            )
+            detail = f"{after['unexpired']} unexpired now, {before['unexpired']} before the run"
+            return CheckResult(name, kept, detail)
+        if condition.kind == "metric":
+            value = server.metric(str(condition.arguments["name"]))
+            if value is None:
+                return CheckResult(name, False, "the metric is not in /metrics")
+            low = condition.arguments.get("min")
+            high = condition.arguments.get("max")
+            passed = (low is None or value >= low) and (high is None or value <= high)
+            return CheckResult(name, passed, f"value {value:g}")
+    except (DockerError, OSError, ValueError, KeyError) as error:
+        return CheckResult(name, False, f"check failed: {error}")
+    raise AssertionError(condition.kind)
+
+
+def _check_active(server: ServerContainer, name: str) -> CheckResult:
+    deadline = time.monotonic() + PROOF_TIMEOUT
+    state, health = "", 0
+    while time.monotonic() < deadline:
+        state = server.unit_state()
+        try:
+            health, _ = server.http_get("/health", timeout=1.0)
+        except OSError:
+            health = 0
+        if state == "active" and health == 200:
+            return CheckResult(name, True, "qpc-server active, /health 200")
+        time.sleep(0.3)
+    return CheckResult(name, False, f"qpc-server {state or 'unknown'}, /health {health or 'no answer'}")
+
+
+def _check_roundtrip(server: ServerContainer, name: str) -> CheckResult:
+    payload = f"sandbox-check-{time.time_ns()}"
+    status, output = client_command(
+        server, f"enqueue --to sandbox-check --ttl 600 --payload {payload}"
+    )
+    if status != 0:
+        return CheckResult(name, False, f"enqueue failed: {_tail(output)}")
+    status, output = client_command(server, "fetch --for sandbox-check")
+    if status != 0 or payload not in _fetched_payloads(output):
+        return CheckResult(name, False, f"fetch did not return the message: {_tail(output)}")
+    return CheckResult(name, True, "enqueue and fetch through QUIC succeeded")
+
+
+def _fetched_payloads(output: str) -> str:
+    import base64
+
+    try:
+        reply = json.loads(output.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return ""
+    texts = []
+    for message in reply.get("messages", []):
+        try:
+            texts.append(base64.b64decode(message.get("payload_b64", "")).decode())
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return "\n".join(texts)
+
+
+def _tail(text: str, size: int = 300) -> str:
+    text = text.strip()
+    return text if len(text) <= size else "…" + text[-size:]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def describe(sandbox: Sandbox) -> dict[str, object]:
+    """The sandbox record for the transcript (no secrets)."""
+    return {
+        "image": sandbox.server.image,
+        "container": sandbox.server.id[:12],
+        "scenario": sandbox.scenario.path.name,
+        "fault": sandbox.scenario.fault,
+        "evidence": sandbox.evidence,
+        "ready_seconds": round(sandbox.server.ready_seconds, 3),
+        "env_file": ENV_FILE,
+    }
+
+
+def report(results: list[CheckResult], out: IO[str] | None = None) -> None:
+    stream = out or sys.stderr
+    for result in results:
+        mark = "ok  " if result.passed else "FAIL"
+        print(f"  {mark} {result.name}: {result.detail}", file=stream)

@@ -1,0 +1,238 @@
+"""Scenarios: which fault a playbook section is tested against, and how to judge it.
+
+A scenario is a YAML file in fixtures/scenarios/::
+
+    playbook: incident-response.md      # file name of the playbook
+    section: Storage Full               # as --section takes it
+    fault: disk-full                    # a name from runbook.sandbox.faults
+    variables: {}                       # values for the run, as --var gives them
+    skip:                               # steps not run in the sandbox, with why
+      - step: 2
+        reason: needs the cloud provider's volume API
+    expect_output:                      # what a step's output must show
+      - step: 1
+        matches: "100% /var/lib/quicprochat"
+    post_conditions:                    # checked after the run, in this order
+      - service_active
+      - client_roundtrip
+      - expired_messages_gone
+      - unexpired_messages_kept
+      - metric: {name: delivery_queue_depth, max: 1000}
+
+The sandbox supplies the server's own settings (QPC_DB_KEY and the other
+QPC_* values of /etc/quicprochat/qpc-server.env) for the variables the steps
+use, as ``--env-file`` would on the server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunbookError
+from .faults import FAULTS
+
+POST_CONDITIONS = (
+    "service_active",
+    "client_roundtrip",
+    "expired_messages_gone",
+    "unexpired_messages_kept",
+    "metric",
+)
+
+
+class ScenarioError(RunbookError):
+    """A scenario file is malformed, or no scenario fits the section."""
+
+
+@dataclass(frozen=True)
+class OutputExpectation:
+    step: int
+    pattern: str
+
+
+@dataclass(frozen=True)
+class PostCondition:
+    kind: str
+    #: For ``metric``: name, and min and/or max.
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.kind != "metric":
+            return self.kind.replace("_", " ")
+        bounds = [f"{key} {value}" for key, value in self.arguments.items() if key != "name"]
+        return f"metric {self.arguments['name']} " + ", ".join(bounds)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: Path
+    playbook: str
+    section: str
+    fault: str
+    variables: Mapping[str, str] = field(default_factory=dict)
+    skip: Mapping[int, str] = field(default_factory=dict)
+    expect_output: tuple[OutputExpectation, ...] = ()
+    post_conditions: tuple[PostCondition, ...] = ()
+    server_env: Mapping[str, str] = field(default_factory=dict)
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate one scenario file."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ScenarioError(f"cannot read scenario {path}: {error}") from error
+    where = str(path)
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{where}: a scenario is a mapping with playbook, section, fault")
+    known = {
+        "playbook", "section", "fault", "description", "variables", "skip",
+        "expect_output", "post_conditions", "server_env",
+    }  # fmt: skip
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ScenarioError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    for key in ("playbook", "section", "fault"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise ScenarioError(f"{where}: '{key}' must be a non-empty string")
+    if data["fault"] not in FAULTS:
+        raise ScenarioError(
+            f"{where}: unknown fault {data['fault']!r}; known faults: "
+            f"{', '.join(sorted(FAULTS))}"
+        )
+    return Scenario(
+        path=path,
+        playbook=data["playbook"],
+        section=data["section"],
+        fault=data["fault"],
+        variables=_string_map(data.get("variables"), "variables", where),
+        server_env=_string_map(data.get("server_env"), "server_env", where),
+        skip=_skips(data.get("skip"), where),
+        expect_output=_expectations(data.get("expect_output"), where),
+        post_conditions=_post_conditions(data.get("post_conditions"), where),
+    )
+
+
+def find_scenario(directory: Path, playbook_path: str, section_path: tuple[str, ...]) -> Scenario:
+    """Return the scenario for a section, chosen by playbook file name and section."""
+    from ..playbook import load_playbook
+
+    name = Path(playbook_path).name
+    playbook = load_playbook(playbook_path)
+    found = []
+    for path in sorted(directory.glob("*.yaml")):
+        scenario = load_scenario(path)
+        if scenario.playbook != name:
+            continue
+        if playbook.find_section(scenario.section).path == section_path:
+            found.append(scenario)
+    if not found:
+        available = [
+            f"{s.section!r} ({s.path.name})"
+            for s in (load_scenario(p) for p in sorted(directory.glob("*.yaml")))
+            if s.playbook == name
+        ]
+        listed = ", ".join(available) or "none"
+        raise ScenarioError(
+            f"no scenario in {directory} for section {' / '.join(section_path)!r} of "
+            f"{name}; sections with a scenario: {listed}. Add a YAML file there "
+            "(see docs/sandbox.md), or use --target docker:CONTAINER"
+        )
+    if len(found) > 1:
+        raise ScenarioError(
+            f"{len(found)} scenarios match section {' / '.join(section_path)!r}: "
+            + ", ".join(s.path.name for s in found)
+        )
+    return found[0]
+
+
+def _string_map(value: object, key: str, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ScenarioError(f"{where}: '{key}' must map names to values")
+    return {name: str(item) for name, item in value.items()}
+
+
+def _skips(value: object, where: str) -> dict[int, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise ScenarioError(f"{where}: 'skip' must be a list of {{step: N, reason: ...}}")
+    skips: dict[int, str] = {}
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("step"), int)
+            or not isinstance(item.get("reason"), str)
+            or not item["reason"].strip()
+        ):
+            raise ScenarioError(
+                f"{where}: each 'skip' entry needs step (a number) and reason "
+                f"(why the sandbox cannot run it); got {item!r}"
+            )
+        skips[item["step"]] = item["reason"].strip()
+    return skips
+
+
+def _expectations(value: object, where: str) -> tuple[OutputExpectation, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ScenarioError(f"{where}: 'expect_output' must be a list")
+    expectations = []
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("step"), int)
+            or not isinstance(item.get("matches"), str)
+        ):
+            raise ScenarioError(
+                f"{where}: each 'expect_output' entry needs step and matches (a "
+                f"regular expression); got {item!r}"
+            )
+        try:
+            re.compile(item["matches"])
+        except re.error as error:
+            raise ScenarioError(
+                f"{where}: bad regular expression {item['matches']!r}: {error}"
+            ) from error
+        expectations.append(OutputExpectation(item["step"], item["matches"]))
+    return tuple(expectations)
+
+
+def _post_conditions(value: object, where: str) -> tuple[PostCondition, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ScenarioError(f"{where}: 'post_conditions' must be a list")
+    conditions = []
+    for item in value:
+        if isinstance(item, str) and item in POST_CONDITIONS and item != "metric":
+            conditions.append(PostCondition(item))
+            continue
+        if isinstance(item, dict) and set(item) == {"metric"}:
+            spec = item["metric"]
+            if (
+                isinstance(spec, dict)
+                and isinstance(spec.get("name"), str)
+                and set(spec) <= {"name", "min", "max"}
+                and ({"min", "max"} & set(spec))
+                and all(isinstance(spec[k], int | float) for k in spec if k != "name")
+            ):
+                conditions.append(PostCondition("metric", dict(spec)))
+                continue
+        raise ScenarioError(
+            f"{where}: unknown post-condition {item!r}; use one of "
+            f"{', '.join(POST_CONDITIONS[:-1])} or "
+            "{metric: {name: NAME, min: N, max: N}}"
+        )
+    return tuple(conditions)

@@ -272,6 +272,22 @@ def show_command(playbook: str, section: str | None, output_format: str) -> None
     help="JSON Lines file the run appends to. Default: a new file under "
     "$XDG_STATE_HOME/runbook/transcripts (~/.local/state/runbook/transcripts).",
 )
+@click.option(
+    "--target",
+    default="local",
+    show_default=True,
+    metavar="TARGET",
+    help="Where the shell runs: local, docker:CONTAINER (docker exec in a running "
+    "container), ssh:[USER@]HOST[:PORT] (ssh -tt in batch mode, so a key must log "
+    "in without prompts) or sandbox (a test server container with the fault of "
+    "the section's scenario in fixtures/scenarios; built on first use).",
+)
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="With --target sandbox: leave the container running after the run, "
+    "to look around in it.",
+)
 def run_command(
     playbook: str,
     section: str | None,
@@ -285,6 +301,8 @@ def run_command(
     var_options: Sequence[str],
     env_files: Sequence[str],
     transcript: str | None,
+    target: str,
+    keep: bool,
 ) -> None:
     """Run a section's steps one by one, asking before each.
 
@@ -318,7 +336,11 @@ def run_command(
         var_options=var_options,
         env_files=env_files,
         transcript=transcript,
+        target=target,
+        keep=keep,
     )
+    if keep and target != "sandbox":
+        raise click.UsageError("--keep only applies with --target sandbox")
     try:
         if dry_run:
             click.echo(commands.dry_run(request), nl=False)
@@ -330,3 +352,53 @@ def run_command(
         click.echo("\nrunbook: interrupted", err=True)
         sys.exit(130)
     sys.exit(status)
+
+
+@main.group("sandbox")
+def sandbox_group() -> None:
+    """Build the test server image and clean up sandbox containers.
+
+    "runbook run --target sandbox" builds the image on first use; these
+    commands do it ahead of time or start over.
+    """
+
+
+@sandbox_group.command("build")
+@click.option("--rebuild", is_flag=True, help="Build even when the cached image fits.")
+def sandbox_build_command(rebuild: bool) -> None:
+    """Build the test server image (bootstrapping debian:trixie-slim if needed).
+
+    Prints the image tag. Example: runbook sandbox build
+    """
+    from .errors import RunbookError
+    from .sandbox.image import ensure_image
+    from .sandbox.layout import find_layout
+
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    try:
+        image = ensure_image(find_layout(), progress=progress, rebuild=rebuild)
+    except RunbookError as error:
+        raise _fail(error) from error
+    state = "built" if image.built else "cached"
+    click.echo(f"{image.tag} ({state}, {image.seconds:.1f} s)")
+
+
+@sandbox_group.command("clean")
+@click.option(
+    "--all", "remove_all", is_flag=True, help="Also remove kept and running sandboxes."
+)
+def sandbox_clean_command(remove_all: bool) -> None:
+    """Remove sandbox containers left by killed runs (with --all: every one).
+
+    Example: runbook sandbox clean --all
+    """
+    from .errors import RunbookError
+    from .sandbox.container import remove_leftovers
+
+    try:
+        removed = remove_leftovers(everything=remove_all)
+    except RunbookError as error:
+        raise _fail(error) from error
+    click.echo(f"removed {len(removed)} sandbox container(s)")

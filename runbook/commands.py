@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from . import variables
 from .plan import Plan, build_plan, check_destructive, check_values, find_missing
 from .playbook import load_playbook
+
+if TYPE_CHECKING:
+    from .records import RunResult
+    from .targets import Target
+    from .transcript import Transcript
 
 
 @dataclass
@@ -30,6 +35,9 @@ class RunRequest:
     var_options: Sequence[str] = ()
     env_files: Sequence[str] = ()
     transcript: str | None = None
+    target: str = "local"
+    #: With ``--target sandbox``: leave the container running after the run.
+    keep: bool = False
     environment: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -85,8 +93,10 @@ def dry_run(request: RunRequest) -> str:
     With ``assume_yes`` the checks of a real ``--yes`` run apply first, so a
     dry run fails exactly where the real run would refuse to start.
     """
+    from .targets import parse_target
     from .views import render_dry_run
 
+    parse_target(request.target)  # a malformed --target fails here too
     plan = plan_run(request)
     if request.assume_yes:
         if not request.allow_destructive:
@@ -97,18 +107,49 @@ def dry_run(request: RunRequest) -> str:
 
 def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
     """Run the selected steps, asking or with ``--yes``; return the exit status."""
+    from .targets import SandboxTarget, parse_target
+
+    target = parse_target(request.target)
+    if isinstance(target, SandboxTarget):
+        from .sandbox.run import run_in_sandbox
+
+        return run_in_sandbox(request, stdout)
+    # NOTE: a variable set in this machine's environment counts as supplied,
+    # but a remote shell does not inherit this environment.
+    plan = plan_run(request)
+    return execute(request, plan, target, stdout).exit_code
+
+
+def execute(
+    request: RunRequest,
+    plan: Plan,
+    target: Target,
+    stdout: IO[str] | None = None,
+    skip_steps: Mapping[int, str] | None = None,
+    finish: Callable[[RunResult, Transcript], int | None] | None = None,
+    describe_target: str | None = None,
+) -> RunResult:
+    """Run ``plan`` on ``target`` with the request's options and transcript.
+
+    ``skip_steps`` maps step numbers to the reason they are not run.
+    ``finish`` runs after the steps, before the transcript's end record,
+    and may return a new exit status (the sandbox checks post-conditions
+    there).
+    """
     from .errors import TranscriptPathError
     from .prompter import TerminalPrompter
     from .runner import Runner, RunOptions
+    from .session import BashSession
     from .transcript import Transcript, default_transcript_path
 
-    plan = plan_run(request)
     options = RunOptions(
         assume_yes=request.assume_yes,
         keep_going=request.keep_going,
         allow_destructive=request.allow_destructive,
         timeout=request.timeout,
+        target=describe_target or target.describe(),
         mode="yes" if request.assume_yes else "interactive",
+        skip_steps=dict(skip_steps or {}),
     )
     prompter = TerminalPrompter(
         total_steps=plan.total_steps,
@@ -117,7 +158,20 @@ def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
     )
     path = request.transcript or default_transcript_path(plan.section.slug)
     transcript = Transcript(Path(path))
-    runner = Runner(plan, prompter, transcript, options)
+    hook = None
+    if finish is not None:
+
+        def hook(result: RunResult) -> int | None:
+            return finish(result, transcript)
+
+    runner = Runner(
+        plan,
+        prompter,
+        transcript,
+        options,
+        lambda: BashSession(target=target),
+        finish=hook,
+    )
     # Before the transcript exists: nothing has run yet.
     runner.check_destructive()
     runner.check_values()
@@ -132,7 +186,6 @@ def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
         cause = error.__cause__
         transcript.disable(cause if isinstance(cause, OSError) else OSError(str(error)))
     try:
-        result = runner.run()
+        return runner.run()
     finally:
         transcript.close()
-    return result.exit_code

@@ -121,6 +121,10 @@ class MissingValues(UsageError):
         super().__init__(message)
 
 
+class InvalidTarget(UsageError):
+    """A ``--target`` value is not one of the accepted forms."""
+
+
 # --- Shell sessions -------------------------------------------------------------
 
 

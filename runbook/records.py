@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .plan import PlannedStep
@@ -89,6 +90,8 @@ class RunOptions:
     timeout: float | None = None
     target: str = "local"
     mode: str = "interactive"
+    #: Steps not to run, by number, with the reason (a sandbox scenario's skips).
+    skip_steps: Mapping[int, str] = field(default_factory=dict)
 
 
 def summary_row(record: StepRecord) -> dict[str, object]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import variables
-from .errors import EndOfInput, SessionEnded
+from .errors import EndOfInput, SessionEnded, SessionError
 from .live import LiveOutput, signals_as_interrupts
 from .plan import Plan, PlannedStep, check_destructive, check_values, find_missing
 from .records import (
@@ -93,6 +93,8 @@ class _State:
     run_all: bool = False
     stopped: str | None = None
     interrupted: bool = False
+    #: The shell could not be started, or its target stopped responding.
+    session_failed: bool = False
 
 
 class Runner:
@@ -105,12 +107,15 @@ class Runner:
         transcript: Transcript,
         options: RunOptions,
         session_factory: Callable[[], BashSession] = BashSession,
+        finish: Callable[[RunResult], int | None] | None = None,
     ) -> None:
         self.plan = plan
         self.prompter = prompter
         self.transcript = transcript
         self.options = options
         self.session_factory = session_factory
+        #: Called after the steps, before the end record; may return a new exit status.
+        self.finish = finish
         self.session: BashSession | None = None
         self.masker: Masker = transcript.masker
         self._asked: set[str] = set()
@@ -168,6 +173,10 @@ class Runner:
             transcript_path=str(self.transcript.path),
             transcript_failed=self.transcript.error is not None,
         )
+        if self.finish is not None:
+            changed = self.finish(result)
+            if changed is not None:
+                result.exit_code = changed
         log.info(
             "run of %s finished with exit status %d; transcript %s",
             self.plan.playbook.path,
@@ -203,21 +212,32 @@ class Runner:
             if isinstance(interrupt, EndOfInput) and self.terminated_by is None:
                 reason = f"no answer: {interrupt}"
             state.stopped = state.stopped or reason
-            current = self._current
-            if (
-                current is not None
-                and current.outcome is not None
-                and current not in state.records
-            ):
-                self._record(state, current)
-            done = {r.planned.number for r in state.records}
-            for planned in self.plan.steps:
-                if planned.number not in done:
-                    self._record(state, StepRecord(planned, "not run"))
+            self._record_unfinished(state)
+        except SessionError as error:
+            # A shell that cannot start, or a target that went away: nothing
+            # more can run, but the transcript still gets its end record.
+            log.error("%s", error)
+            state.session_failed = True
+            state.stopped = state.stopped or str(error)
+            self._record_unfinished(state)
         finally:
             self._current = None
             if self.session is not None:
                 self.session.close()
+
+    def _record_unfinished(self, state: _State) -> None:
+        """Record the step in progress, if it ran, and the rest as not run."""
+        current = self._current
+        if (
+            current is not None
+            and current.outcome is not None
+            and current not in state.records
+        ):
+            self._record(state, current)
+        done = {r.planned.number for r in state.records}
+        for planned in self.plan.steps:
+            if planned.number not in done:
+                self._record(state, StepRecord(planned, "not run"))
 
     def _note_signal(self, signum: int) -> bool:
         """Record a stop signal; raise at once only when no step is running."""
@@ -226,6 +246,19 @@ class Runner:
 
     def _stop_requested(self) -> bool:
         return self.terminated_by is not None
+
+    def _where(self) -> str:
+        """Return " on TARGET" for a remote shell, "" for a local one."""
+        return "" if self.options.target == "local" else f" on {self.options.target}"
+
+    def _target_lost(self) -> str:
+        """Return a note when the remote target stopped responding, else ""."""
+        if self.session is None or not self.session.target_lost:
+            return ""
+        return (
+            f", and {self.options.target} no longer responds "
+            "(stopped, removed or unreachable)"
+        )
 
     def _interrupt_reason(self) -> str:
         if self.terminated_by is not None:
@@ -236,6 +269,11 @@ class Runner:
 
     def _run_step(self, state: _State, planned: PlannedStep, position: int) -> None:
         code = planned.step.code
+        reason = self.options.skip_steps.get(planned.number)
+        if reason is not None:
+            self.prompter.warn(f"step {planned.number} skipped: {reason}")
+            self._record(state, StepRecord(planned, "skip"), reason=reason)
+            return
         record = StepRecord(planned, "run", code)
         self._current = record
         edited = False
@@ -314,8 +352,9 @@ class Runner:
                 else:
                     how = f"exited with status {outcome.exit_status}"
                 state.stopped = (
-                    f"the shell {how} during step {planned.number}; later steps "
-                    "need its state and were not run"
+                    f"the shell{self._where()} {how} during step {planned.number}"
+                    f"{self._target_lost()}; later steps need its state and were "
+                    "not run"
                 )
                 return Decision.QUIT
             choice = self.prompter.after_session_ended(planned, outcome)
@@ -495,11 +534,17 @@ class Runner:
                     secret_values.append(value)
         self.masker.add(secret_values)
 
-    def _record(self, state: _State, record: StepRecord) -> None:
+    def _record(
+        self, state: _State, record: StepRecord, reason: str | None = None
+    ) -> None:
         state.records.append(record)
         if record.outcome is None:
+            extra = {} if reason is None else {"reason": reason}
             self.transcript.write(
-                "decision", step=record.planned.number, decision=record.decision
+                "decision",
+                step=record.planned.number,
+                decision=record.decision,
+                **extra,
             )
 
 
@@ -518,6 +563,8 @@ def _exit_code(state: _State, terminated_by: int | None) -> int:
         return 128 + terminated_by
     if state.interrupted:
         return EXIT_INTERRUPTED
+    if state.session_failed:
+        return EXIT_STEP_FAILED
     if any(r.failed for r in state.records):
         return EXIT_STEP_FAILED
     return EXIT_OK

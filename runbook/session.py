@@ -3,6 +3,9 @@
 How a step runs: the step's text is written to a file in a private temporary
 directory, and the shell is sent one short line that sources it
 (``. FILE``, with ``</dev/null`` when the step must not read the terminal).
+A remote shell (``docker exec``, ``ssh``) cannot read a file on this machine,
+so it gets one command line that decodes the step from base64 lines that
+follow into a file in its own private directory, then sources that file.
 Sourcing runs the text in the shell itself, so variables, ``cd`` and functions
 carry over, and heredocs, ``\\`` continuations and multi-line quotes behave as
 in a script. Because bash has read the whole command line before the step
@@ -35,7 +38,9 @@ from dataclasses import dataclass
 
 import pexpect
 
+from . import targets
 from .errors import SessionEnded, SessionStartError
+from .targets import LocalTarget, Target
 from .terminal import (
     EchoFilter,
     OutputCallback,
@@ -47,8 +52,6 @@ from .workdir import WORKDIR_PREFIX, remove_stale_workdirs, workdir_base
 
 log = logging.getLogger(__name__)
 
-#: Seconds to wait for the shell's first prompt.
-START_TIMEOUT = 10.0
 #: Seconds a step gets after its interrupt (Ctrl-C) before it is killed.
 INTERRUPT_GRACE = 5.0
 #: Seconds to wait for the prompt after the step's processes were killed.
@@ -96,9 +99,11 @@ class StepOutcome:
 class BashSession:
     """A bash process on a pseudo-terminal that runs steps one after another.
 
-    ``command`` starts the shell; the default is the local bash with no rc
-    files. The step file is written on this machine, so the shell must be able
-    to read it: a local bash.
+    ``target`` says where bash runs (default: this machine). ``command``
+    replaces the local bash command; the shell it starts must read step files
+    written on this machine. ``env`` is the environment of the local process:
+    bash's own for a local target, the docker or ssh client's otherwise.
+    ``start_timeout`` defaults to the target's.
     """
 
     def __init__(
@@ -107,13 +112,23 @@ class BashSession:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         dimensions: tuple[int, int] = (40, 160),
-        start_timeout: float = START_TIMEOUT,
+        start_timeout: float | None = None,
         interrupt_grace: float = INTERRUPT_GRACE,
+        target: Target | None = None,
     ) -> None:
-        self.command = list(command or _default_bash_command())
+        self.target = target or LocalTarget()
+        self.remote = command is None and not self.target.is_local
+        if command is not None:
+            self.command = list(command)
+        elif self.remote:
+            self.command = []  # start() builds it: it carries the prompt settings
+        else:
+            self.command = self.target.shell_command({})
         self.env = dict(os.environ if env is None else env)
         self.cwd = cwd
         self.dimensions = dimensions
+        if start_timeout is None:
+            start_timeout = self.target.start_timeout
         self.start_timeout = start_timeout
         self.interrupt_grace = interrupt_grace
         self._child: pexpect.spawn | None = None
@@ -126,7 +141,13 @@ class BashSession:
         self._ctrl_c_presses = 0
         self._ctrl_c_forwarded = False
         self._escalated = False
+        #: The remote shell's pid and step directory, as the shell reported them.
+        self._remote_pid = 0
+        self._remote_dir = ""
         self.exit_status: int | None = None
+        #: True when a remote shell ended and its target does not respond to a
+        #: side command (container stopped or removed, ssh host unreachable).
+        self.target_lost = False
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -140,13 +161,13 @@ class BashSession:
         self._marker = re.compile(
             re.escape(_RS + b"RB" + self._nonce + b":") + rb"(\d+)" + re.escape(_US)
         )
-        base = workdir_base()
-        remove_stale_workdirs(base)
-        self._workdir = tempfile.mkdtemp(
-            prefix=f"{WORKDIR_PREFIX}{os.getpid()}.", dir=base
-        )
-        self._step_file = os.path.join(self._workdir, "step")
-        env = dict(self.env)
+        if not self.remote:
+            base = workdir_base()
+            remove_stale_workdirs(base)
+            self._workdir = tempfile.mkdtemp(
+                prefix=f"{WORKDIR_PREFIX}{os.getpid()}.", dir=base
+            )
+            self._step_file = os.path.join(self._workdir, "step")
         # bash takes PS1, PS2 and PROMPT_COMMAND from the environment when it
         # reads no rc file; the init line below stops exporting them.
         # PROMPT_COMMAND writes the marker to /dev/tty, so a step that sets
@@ -155,14 +176,28 @@ class BashSession:
         # PS1 and PS2, and the init line makes it read-only.
         # NOTE: a step that turns on line editing (set -o vi, set -o emacs)
         # makes bash skip its next prompt, so that step ends by its timeout.
-        env["PS1"] = ""
-        env["PS2"] = ""
-        env["PROMPT_COMMAND"] = (
-            "__runbook_status=$?; PS1=; PS2=; "
-            f"printf '\\036RB{self._nonce.decode()}:%s\\037' "
-            '"$__runbook_status" >/dev/tty'
-        )
-        env.setdefault("TERM", "xterm-256color")
+        # A remote shell also empties its step file there, before the marker.
+        cleanup = targets.remote_prompt_cleanup() if self.remote else ""
+        shell_env = {
+            "PS1": "",
+            "PS2": "",
+            "PROMPT_COMMAND": (
+                f"__runbook_status=$?; PS1=; PS2=; {cleanup}"
+                f"printf '\\036RB{self._nonce.decode()}:%s\\037' "
+                '"$__runbook_status" >/dev/tty'
+            ),
+            "TERM": self.env.get("TERM", "xterm-256color"),
+        }
+        if self.remote:
+            self.command = self.target.shell_command(shell_env)
+            env = dict(self.env)
+            if shutil.which(self.command[0], path=env.get("PATH")) is None:
+                raise SessionStartError(
+                    f"cannot start a shell on {self.target}: {self.command[0]!r} "
+                    "not found on PATH; install it or add it to PATH"
+                )
+        else:
+            env = {**self.env, **shell_env}
         try:
             self._child = pexpect.spawn(
                 self.command[0],
@@ -181,6 +216,7 @@ class BashSession:
         self._child.delayafterclose = 0
         self._child.ptyproc.delayafterclose = 0
         self.exit_status = None
+        self.target_lost = False
         self._pending.clear()
         self._wait_for_prompt(self.start_timeout, "the shell's first prompt")
         # No history file: steps may contain secrets.
@@ -189,25 +225,69 @@ class BashSession:
             "export -n PS1 PS2 PROMPT_COMMAND; readonly PROMPT_COMMAND; "
             "unset HISTFILE; set +o history +H"
         )
-        self._send_line(init)
-        self._wait_for_prompt(self.start_timeout, "the shell to take its settings")
+        if self.remote:
+            self._start_remote(init)
+        else:
+            self._send_line(init)
+            self._wait_for_prompt(self.start_timeout, "the shell to take its settings")
         log.debug("shell started: %s (pid %s)", self.command, self._child.pid)
+
+    def _start_remote(self, init: str) -> None:
+        """Set up a remote shell: no echo, the settings, a private step directory.
+
+        The terminal over there echoes what it receives until ``stty -echo``
+        runs, so the echo of this one line is discarded with the output before
+        the prompt.
+        """
+        nonce = self._nonce.decode()
+        self._send_line(f"stty -echo; {init}; {targets.remote_setup_line(nonce)}")
+        seen = bytearray()
+        self._wait_for_prompt(
+            self.start_timeout, "the shell to take its settings", seen.extend
+        )
+        found = re.search(rb"RBINFO" + self._nonce + rb" (\d+) (/\S+)\r?\n", seen)
+        if found is None:
+            tail = bytes(seen[-500:]).decode("utf-8", "replace")
+            raise SessionStartError(
+                f"cannot create a private step directory on {self.target} with "
+                f"mktemp -d (in /dev/shm or the temporary directory); output: {tail!r}"
+            )
+        self._remote_pid = int(found.group(1))
+        self._remote_dir = found.group(2).decode("utf-8", "surrogateescape")
+        log.info(
+            "shell started on %s (remote pid %d, step directory %s)",
+            self.target,
+            self._remote_pid,
+            self._remote_dir,
+        )
 
     def close(self) -> None:
         """Stop the shell and remove the temporary directory."""
         child = self._child
+        removed = False
         if child is not None:
             if child.isalive():
+                line = "kill -HUP $(jobs -p) 2>/dev/null; exit 0"
+                if self._remote_dir:
+                    line = f'rm -rf -- "${targets.REMOTE_DIR_VARIABLE}"; {line}'
                 try:
                     # Background jobs of the steps get SIGHUP, as when a
                     # terminal closes, instead of outliving the run.
-                    child.sendline("kill -HUP $(jobs -p) 2>/dev/null; exit 0")
-                    child.expect(pexpect.EOF, timeout=1)
+                    child.sendline(line)
+                    child.expect(pexpect.EOF, timeout=3 if self.remote else 1)
+                    removed = True
                 except (pexpect.ExceptionPexpect, OSError):
                     pass
             child.close(force=True)
             self.exit_status = child.exitstatus
             self._child = None
+        if self._remote_dir and not removed:
+            # The shell ended on its own (exit in a step, a lost connection),
+            # so remove the directory from outside if the target responds.
+            script = targets.remove_dir_script(self._remote_dir)
+            self.target.run_side_command(script, self.env, timeout=3)
+        self._remote_dir = ""
+        self._remote_pid = 0
         if self._step_fd is not None:
             os.close(self._step_fd)
             self._step_fd = None
@@ -252,8 +332,11 @@ class BashSession:
         0.2 s).
         """
         child = self._require_child()
-        self._write_step_file(code)
-        line = f". {self._step_file}" + ("" if stdin_from_terminal else " </dev/null")
+        line = ""
+        if not self.remote:
+            self._write_step_file(code)
+            line = f". {self._step_file}"
+            line += "" if stdin_from_terminal else " </dev/null"
         started = time.monotonic()
         capture = OutputCapture(MAX_CAPTURE_BYTES)
 
@@ -266,8 +349,14 @@ class BashSession:
 
         emit: OutputCallback = deliver
         echo_filter = None
-        self._send_line(line)
-        if stdin_from_terminal:
+        if self.remote:
+            # NOTE: keys typed before the step's own `stty echo` has run are
+            # read by the step but not echoed.
+            terminator = f"__RB_END_{self._nonce.decode()}"
+            child.send(targets.remote_step_text(code, terminator, stdin_from_terminal))
+        else:
+            self._send_line(line)
+        if stdin_from_terminal and not self.remote:
             # Echo goes on so that the operator sees what they type. The kernel
             # may process the line above after this change, and then echoes it
             # too: the filter drops that copy.
@@ -299,7 +388,10 @@ class BashSession:
         if echo_filter is not None:
             echo_filter.flush()
         if stdin_from_terminal and self.alive:
-            child.setecho(False)
+            if self.remote:
+                self._remote_echo_off()
+            else:
+                child.setecho(False)
         if not outcome.session_ended:
             outcome.exit_status = status
         self._clear_step_file()
@@ -309,14 +401,30 @@ class BashSession:
         del child
         return outcome
 
-    def _wait_for_prompt(self, timeout: float, what: str) -> None:
-        """Discard output up to the next prompt; raise SessionStartError on failure."""
+    def _remote_echo_off(self) -> None:
+        """Turn the remote terminal's echo off again after a step that read it."""
+        self._send_line("stty -echo")
+        probe = StepOutcome(exit_status=None, output=b"", duration=0.0)
+        if self._pump(lambda data: None, time.monotonic() + KILL_GRACE, probe) is None:
+            log.warning("the shell on %s did not return after stty -echo", self.target)
+
+    def _wait_for_prompt(
+        self, timeout: float, what: str, emit: OutputCallback | None = None
+    ) -> None:
+        """Pass output up to the next prompt to ``emit`` (default: discard it).
+
+        Raises SessionStartError when the prompt does not come.
+        """
         seen = bytearray()
         probe = StepOutcome(exit_status=None, output=b"", duration=0.0)
         status = self._pump(seen.extend, time.monotonic() + timeout, probe)
+        if emit is not None:
+            emit(bytes(seen))
         if status is not None:
             return
         tail = bytes(seen[-500:]).decode("utf-8", "replace")
+        if self.remote:
+            raise self._remote_start_error(tail, probe, timeout)
         if probe.session_ended:
             reason = f"the shell exited with status {probe.exit_status}"
         else:
@@ -324,6 +432,20 @@ class BashSession:
         raise SessionStartError(
             f"shell {' '.join(self.command)!r} did not show {what}: {reason}; "
             f"last output: {tail!r}"
+        )
+
+    def _remote_start_error(
+        self, tail: str, probe: StepOutcome, timeout: float
+    ) -> SessionStartError:
+        hint = self.target.explain_start_failure(tail)
+        client = os.path.basename(self.command[0])
+        if probe.session_ended:
+            what = f"{client} exited with status {probe.exit_status}"
+        else:
+            what = f"no prompt within {timeout:.0f} s"
+        return SessionStartError(
+            f"cannot start a shell on {self.target}: {hint}. "
+            f"({what}; output: {tail.strip()!r})"
         )
 
     def _write_step_file(self, code: str) -> None:
@@ -354,8 +476,10 @@ class BashSession:
         if self._child is None:
             raise SessionEnded("the shell session is not running; start it first")
         if self._child.closed or (not self._pending and not self._child.isalive()):
+            where = f" on {self.target}" if self.remote else ""
             raise SessionEnded(
-                f"the shell session has ended (exit status {self._child.exitstatus})"
+                f"the shell session{where} has ended "
+                f"(exit status {self._child.exitstatus})"
             )
         return self._child
 
@@ -375,6 +499,9 @@ class BashSession:
             if input_fd in ready:
                 typed = os.read(input_fd, 1024)
                 if typed:
+                    if self.remote and b"\x03" in typed:
+                        # SIGINT to bash before the Ctrl-C, as in _interrupt.
+                        self._signal_shell(signal.SIGINT)
                     child.send(typed)
                     self._count_ctrl_c(typed)
             if child.child_fd not in ready:
@@ -395,7 +522,8 @@ class BashSession:
             self._ctrl_c_presses = 0
             return
         self._ctrl_c_forwarded = True
-        self._signal_shell(signal.SIGINT)
+        if not self.remote:
+            self._signal_shell(signal.SIGINT)
         self._ctrl_c_presses += typed.count(b"\x03")
         if self._ctrl_c_presses >= CTRL_C_ESCALATION:
             self._ctrl_c_presses = 0
@@ -462,6 +590,9 @@ class BashSession:
             outcome.timed_out = True
         child = self._require_child()
         log.info("interrupting step (Ctrl-C)")
+        # bash gets SIGINT first. A job that handles Ctrl-C and exits at once
+        # would otherwise let bash go on with the rest of the step before a
+        # remote side command (tens of milliseconds) gets there.
         self._signal_shell(signal.SIGINT)
         child.sendcontrol("c")
         status = None
@@ -489,16 +620,34 @@ class BashSession:
         return None if outcome.killed else status
 
     def _signal_shell(self, signum: int) -> None:
-        """Send a signal to the bash process itself (local sessions only)."""
-        # NOTE: for a shell started through another program (docker exec,
-        # ssh), child.pid is that program, which must not get this signal.
-        if self._child is not None and self._child.isalive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._child.pid, signum)
+        """Send a signal to the bash process itself.
+
+        For a remote shell, child.pid is the docker or ssh client, which must
+        not get the signal. A side command sends SIGINT (the only signal used)
+        to the remote bash instead, and only while a job runs in the foreground.
+        """
+        if self._child is None or not self._child.isalive():
+            return
+        if self.remote:
+            script = targets.interrupt_script(self._remote_pid)
+            if self.target.run_side_command(script, self.env) is None:
+                log.warning("could not send SIGINT to the shell on %s", self.target)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._child.pid, signum)
 
     def _kill_foreground(self) -> None:
         """Kill the terminal's foreground process group unless it is the shell."""
         child = self._require_child()
+        if self.remote:
+            script = targets.kill_foreground_script(self._remote_pid)
+            answer = self.target.run_side_command(script, self.env)
+            if answer is None:
+                log.warning("could not kill the step's processes on %s", self.target)
+            if answer != "killed\n":
+                # The shell itself is busy, or the target did not respond.
+                child.sendcontrol("\\")
+            return
         try:
             group = os.tcgetpgrp(child.child_fd)
         except OSError:
@@ -520,9 +669,10 @@ class BashSession:
             self.exit_status = 128 + self._child.signalstatus
         outcome.session_ended = True
         outcome.exit_status = self.exit_status
-        log.info("shell ended with status %s", self.exit_status)
-
-
-def _default_bash_command() -> list[str]:
-    bash = shutil.which("bash") or "/bin/bash"
-    return [bash, "--noprofile", "--norc", "--noediting", "-i"]
+        log.info("shell on %s ended with status %s", self.target, self.exit_status)
+        if self.remote and self._remote_pid:
+            # A step ended the shell, or the target went away: ask the target.
+            answer = self.target.run_side_command("true", self.env, timeout=3)
+            self.target_lost = answer is None
+            if self.target_lost:
+                log.error("%s does not respond after its shell ended", self.target)

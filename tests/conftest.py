@@ -66,7 +66,9 @@ def start_server(
 
     started: list[ServerContainer] = []
 
-    def start(options: ContainerOptions | None = None, **kwargs: object) -> ServerContainer:
+    def start(
+        options: ContainerOptions | None = None, **kwargs: object
+    ) -> ServerContainer:
         server = ServerContainer(
             testserver_image,
             ROOT / "fixtures" / "image" / "qpc-server.env",

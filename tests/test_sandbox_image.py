@@ -144,7 +144,9 @@ def test_leftovers_of_a_killed_run_are_removed(docker_engine: None) -> None:
         )
         assert inspect.returncode != 0
     finally:
-        subprocess.run(["docker", "rm", "-f", started], capture_output=True, check=False)
+        subprocess.run(
+            ["docker", "rm", "-f", started], capture_output=True, check=False
+        )
 
 
 @pytest.mark.docker
@@ -161,11 +163,14 @@ def test_kept_and_live_containers_are_not_leftovers(docker_engine: None) -> None
                 command += ["--label", label]
             command += ["debian:trixie-slim", "sleep", "600"]
             ids.append(
-                subprocess.run(command, capture_output=True, text=True, check=True)
-                .stdout.strip()
+                subprocess.run(
+                    command, capture_output=True, text=True, check=True
+                ).stdout.strip()
             )
         removed = containers.remove_leftovers()
         assert not {item[:12] for item in removed} & {item[:12] for item in ids}
     finally:
         for container in ids:
-            subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+            subprocess.run(
+                ["docker", "rm", "-f", container], capture_output=True, check=False
+            )

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .docker import DockerError, docker, docker_text
 
@@ -92,7 +93,7 @@ class ServerContainer:
         labels = {LABEL: "1", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
         if self.keep:
             labels[KEEP_LABEL] = "1"
-        kwargs: dict[str, object] = {
+        kwargs: dict[str, Any] = {
             "labels": labels,
             "hostname": "qpc-sandbox",
             "cgroupns": cgroup.namespace,
@@ -117,7 +118,9 @@ class ServerContainer:
         )
         if self.ssh_public_key:
             container.with_copy_into_container(
-                self.ssh_public_key.encode() + b"\n", "/root/.ssh/authorized_keys", 0o600
+                self.ssh_public_key.encode() + b"\n",
+                "/root/.ssh/authorized_keys",
+                0o600,
             )
         try:
             container.start()
@@ -132,7 +135,9 @@ class ServerContainer:
         if self.options.wait_ready:
             self.wait_ready()
         self.ready_seconds = time.monotonic() - started
-        log.info("sandbox container %s ready in %.1f s", self.id[:12], self.ready_seconds)
+        log.info(
+            "sandbox container %s ready in %.1f s", self.id[:12], self.ready_seconds
+        )
         return self
 
     def stop(self) -> None:
@@ -179,7 +184,9 @@ class ServerContainer:
         )
 
     def running(self) -> bool:
-        result = docker("inspect", "--format", "{{.State.Running}}", self.id, check=False)
+        result = docker(
+            "inspect", "--format", "{{.State.Running}}", self.id, check=False
+        )
         return result.stdout.strip() == "true"
 
     def http_get(self, path: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -215,7 +222,9 @@ class ServerContainer:
         args = ["exec"]
         if user:
             args += ["--user", user]
-        result = docker(*args, self.id, "bash", "-c", command, check=False, timeout=timeout)
+        result = docker(
+            *args, self.id, "bash", "-c", command, check=False, timeout=timeout
+        )
         output = result.stdout + result.stderr
         if check and result.returncode != 0:
             raise DockerError(
@@ -276,8 +285,11 @@ def cgroup_setup() -> CgroupSetup:
     return CgroupSetup(version, namespace="host", mode="ro")
 
 
-def remove_leftovers() -> list[str]:
-    """Remove sandbox containers whose starting process on this host is gone."""
+def remove_leftovers(everything: bool = False) -> list[str]:
+    """Remove sandbox containers whose starting process on this host is gone.
+
+    Kept containers (``--keep``) stay, unless ``everything`` is set.
+    """
     listing = docker(
         "ps",
         "--all",
@@ -291,10 +303,9 @@ def remove_leftovers() -> list[str]:
     host = socket.gethostname()
     for line in listing.stdout.splitlines():
         container, owner, keep = (line.split("|") + ["", ""])[:3]
-        if keep.strip() == "1":
-            continue
         owner_host, _, pid = owner.rpartition(":")
-        if owner_host == host and pid.isdigit() and _alive(int(pid)):
+        live = owner_host == host and pid.isdigit() and _alive(int(pid))
+        if not everything and (keep.strip() == "1" or live):
             continue
         docker("rm", "--force", "--volumes", container, check=False, timeout=60)
         removed.append(container)

@@ -56,7 +56,9 @@ def journal_cursor(server: ServerContainer) -> str:
     return match.group(1) if match else ""
 
 
-def journal_since(server: ServerContainer, cursor: str, unit: str = "qpc-server") -> str:
+def journal_since(
+    server: ServerContainer, cursor: str, unit: str = "qpc-server"
+) -> str:
     after = f"--after-cursor='{cursor}'" if cursor else ""
     _, output = server.exec(
         f"journalctl --no-pager -o cat -u {unit} {after}", check=False
@@ -121,10 +123,14 @@ def _prove_disk_full(server: ServerContainer, cursor: str) -> str:
     _, df = server.exec(f"df --output=avail,pcent -B1 {DATA_DIR} | tail -n 1")
     available, percent = df.split()
     if int(available) > 256 * 1024:
-        raise FaultNotEffective(f"{DATA_DIR} still has {available} bytes free ({percent})")
+        raise FaultNotEffective(
+            f"{DATA_DIR} still has {available} bytes free ({percent})"
+        )
     status, output = client_command(server, "enqueue --to probe --size 8192")
     if status == 0:
-        raise FaultNotEffective(f"an 8 KiB enqueue succeeded on the full disk: {output}")
+        raise FaultNotEffective(
+            f"an 8 KiB enqueue succeeded on the full disk: {output}"
+        )
     line = wait_for_log(server, cursor, r"No space left on device|disk is full")
     return f"df: {available} bytes free ({percent}); journal: {line}"
 
@@ -146,7 +152,7 @@ def _prove_unit_killed(server: ServerContainer, cursor: str) -> str:
 def _prove_hung(server: ServerContainer, cursor: str) -> str:
     def stopped() -> str | None:
         _, stat = server.exec(
-            "ps -o stat= -p \"$(systemctl show -p MainPID --value qpc-server)\"",
+            'ps -o stat= -p "$(systemctl show -p MainPID --value qpc-server)"',
             check=False,
         )
         if stat.strip().startswith("T") and not _health_ok(server):

@@ -278,4 +278,3 @@ def _short(text: str, width: int = 70) -> str:
 def _last_lines(text: str, count: int = 3) -> str:
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return " / ".join(lines[-count:]) or "no output"
-

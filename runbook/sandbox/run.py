@@ -14,9 +14,9 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .. import variables
 from ..plan import Plan
@@ -26,6 +26,11 @@ from .faults import PROOF_TIMEOUT, client_command, get_fault
 from .image import ensure_image
 from .layout import SandboxLayout, find_layout
 from .scenarios import OutputExpectation, PostCondition, Scenario, find_scenario
+
+if TYPE_CHECKING:
+    from ..commands import RunRequest
+    from ..records import RunResult
+    from ..transcript import Transcript
 
 Say = Callable[[str], None]
 
@@ -59,9 +64,9 @@ def prepare(
     image = ensure_image(layout, progress=say, rebuild=rebuild)
     options = fault.options
     if scenario.server_env:
-        from dataclasses import replace
-
-        options = replace(options, server_env={**options.server_env, **scenario.server_env})
+        options = replace(
+            options, server_env={**options.server_env, **scenario.server_env}
+        )
     server = ServerContainer(
         image.tag,
         layout.fixtures / "image" / "qpc-server.env",
@@ -72,8 +77,9 @@ def prepare(
     server.start()
     try:
         say(
-            f"sandbox: container {server.id[:12]} healthy in {server.ready_seconds:.1f} s; "
-            f"injecting fault {fault.name} ({fault.summary})"
+            f"sandbox: container {server.id[:12]} healthy in "
+            f"{server.ready_seconds:.1f} s; injecting fault {fault.name} "
+            f"({fault.summary})"
         )
         evidence = fault.apply(server)
         say(f"sandbox: fault in place: {evidence}")
@@ -89,7 +95,9 @@ def server_values(sandbox: Sandbox, plan: Plan) -> dict[str, str]:
     """The server's settings that the plan's steps refer to, as run values."""
     used: set[str] = set()
     for planned in plan.steps:
-        used |= {ref.name for ref in variables.find_variable_references(planned.step.code)}
+        used |= {
+            ref.name for ref in variables.find_variable_references(planned.step.code)
+        }
     return {
         name: value
         for name, value in sandbox.server.server_env.items()
@@ -107,7 +115,9 @@ def check_outputs(
         name = f"step {expectation.step} output matches {expectation.pattern!r}"
         output = outputs.get(expectation.step)
         if output is None:
-            results.append(CheckResult(name, False, f"step {expectation.step} did not run"))
+            results.append(
+                CheckResult(name, False, f"step {expectation.step} did not run")
+            )
             continue
         text = output.decode("utf-8", "replace")
         match = re.search(expectation.pattern, text)
@@ -117,7 +127,9 @@ def check_outputs(
 
 
 def check_post_conditions(sandbox: Sandbox) -> list[CheckResult]:
-    return [_check(sandbox, condition) for condition in sandbox.scenario.post_conditions]
+    return [
+        _check(sandbox, condition) for condition in sandbox.scenario.post_conditions
+    ]
 
 
 def _check(sandbox: Sandbox, condition: PostCondition) -> CheckResult:
@@ -138,7 +150,10 @@ def _check(sandbox: Sandbox, condition: PostCondition) -> CheckResult:
                 before["unexpired_ids_sha256"] == after["unexpired_ids_sha256"]
                 and before["unexpired"] == after["unexpired"]
             )
-            detail = f"{after['unexpired']} unexpired now, {before['unexpired']} before the run"
+            detail = (
+                f"{after['unexpired']} unexpired now, "
+                f"{before['unexpired']} before the run"
+            )
             return CheckResult(name, kept, detail)
         if condition.kind == "metric":
             value = server.metric(str(condition.arguments["name"]))
@@ -165,11 +180,15 @@ def _check_active(server: ServerContainer, name: str) -> CheckResult:
         if state == "active" and health == 200:
             return CheckResult(name, True, "qpc-server active, /health 200")
         time.sleep(0.3)
-    return CheckResult(name, False, f"qpc-server {state or 'unknown'}, /health {health or 'no answer'}")
+    return CheckResult(
+        name, False, f"qpc-server {state or 'unknown'}, /health {health or 'no answer'}"
+    )
 
 
 def _check_roundtrip(server: ServerContainer, name: str) -> CheckResult:
-    payload = f"sandbox-check-{time.time_ns()}"
+    # Above the server's inline limit (1 KiB), so the payload goes to a blob
+    # file: a full data volume fails this even when SQLite's WAL has room.
+    payload = f"sandbox-check-{time.time_ns()}-" + "x" * 4096
     status, output = client_command(
         server, f"enqueue --to sandbox-check --ttl 600 --payload {payload}"
     )
@@ -177,8 +196,10 @@ def _check_roundtrip(server: ServerContainer, name: str) -> CheckResult:
         return CheckResult(name, False, f"enqueue failed: {_tail(output)}")
     status, output = client_command(server, "fetch --for sandbox-check")
     if status != 0 or payload not in _fetched_payloads(output):
-        return CheckResult(name, False, f"fetch did not return the message: {_tail(output)}")
-    return CheckResult(name, True, "enqueue and fetch through QUIC succeeded")
+        return CheckResult(
+            name, False, f"fetch did not return the message: {_tail(output)}"
+        )
+    return CheckResult(name, True, "a 4 KiB message went through enqueue and fetch")
 
 
 def _fetched_payloads(output: str) -> str:
@@ -224,3 +245,99 @@ def report(results: list[CheckResult], out: IO[str] | None = None) -> None:
     for result in results:
         mark = "ok  " if result.passed else "FAIL"
         print(f"  {mark} {result.name}: {result.detail}", file=stream)
+
+
+def run_in_sandbox(
+    request: RunRequest,
+    stdout: IO[str] | None = None,
+    on_ready: Callable[[Sandbox], None] | None = None,
+) -> int:
+    """``runbook run --target sandbox``: the whole sandbox run; the exit status.
+
+    Exit status: the run's own, or 1 when every step passed but an output
+    expectation or post-condition failed. ``on_ready`` sees the sandbox once
+    its fault is in place (tests use it to learn the container's secrets).
+    """
+    from ..commands import execute, plan_run
+    from ..plan import check_values
+    from ..targets import DockerTarget
+
+    plan = plan_run(request)
+    if request.assume_yes:
+        # Fail before building anything when a value is missing that the
+        # server's settings will not supply either.
+        probe = replace(plan, values={**_placeholder_values(), **plan.values})
+        check_values(probe)
+    sandbox = prepare(plan, keep=request.keep)
+    try:
+        if on_ready is not None:
+            on_ready(sandbox)
+        scenario = sandbox.scenario
+        for name, value in scenario.variables.items():
+            plan.values.setdefault(name, value)
+        plan.values.update(server_values(sandbox, plan))
+        target = DockerTarget(sandbox.server.id)
+
+        def finish(result: RunResult, transcript: Transcript) -> int | None:
+            transcript.write("sandbox", **describe(sandbox))
+            outputs = {
+                record.planned.number: record.outcome.output
+                for record in result.records
+                if record.outcome is not None
+            }
+            checks = check_outputs(scenario.expect_output, outputs)
+            checks += check_post_conditions(sandbox)
+            for check in checks:
+                transcript.write(
+                    "check", name=check.name, passed=check.passed, detail=check.detail
+                )
+            _stderr(f"sandbox: checks of {scenario.path.name}:")
+            report(checks)
+            failed = [check for check in checks if not check.passed]
+            if failed and result.exit_code == 0:
+                result.stopped = result.stopped or (
+                    f"{len(failed)} sandbox check(s) failed: "
+                    + "; ".join(check.name for check in failed)
+                )
+                return 1
+            return None
+
+        result = execute(
+            request,
+            plan,
+            target,
+            stdout,
+            skip_steps=scenario.skip,
+            finish=finish,
+            describe_target=f"sandbox (docker:{sandbox.server.id[:12]})",
+        )
+        return result.exit_code
+    finally:
+        if request.keep:
+            _stderr(
+                f"sandbox: container {sandbox.server.id[:12]} kept; enter it with "
+                f"'docker exec -it {sandbox.server.id[:12]} bash', remove it with "
+                f"'docker rm -f {sandbox.server.id[:12]}'"
+            )
+        else:
+            sandbox.server.stop()
+
+
+def _placeholder_values() -> dict[str, str]:
+    """Names the sandbox supplies from the server's settings, for the early check."""
+    from .layout import find_layout
+
+    try:
+        layout = find_layout()
+    except DockerError:
+        return {}
+    names = _read_env_names(layout.fixtures / "image" / "qpc-server.env")
+    return dict.fromkeys([*names, "QPC_DB_KEY", "QPC_AUTH_TOKEN"], "set-by-sandbox")
+
+
+def _read_env_names(path: Path) -> list[str]:
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            names.append(line.split("=", 1)[0].strip())
+    return names

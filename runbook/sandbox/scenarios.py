@@ -63,7 +63,9 @@ class PostCondition:
     def describe(self) -> str:
         if self.kind != "metric":
             return self.kind.replace("_", " ")
-        bounds = [f"{key} {value}" for key, value in self.arguments.items() if key != "name"]
+        bounds = [
+            f"{key} {value}" for key, value in self.arguments.items() if key != "name"
+        ]
         return f"metric {self.arguments['name']} " + ", ".join(bounds)
 
 
@@ -90,7 +92,9 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(f"cannot read scenario {path}: {error}") from error
     where = str(path)
     if not isinstance(data, dict):
-        raise ScenarioError(f"{where}: a scenario is a mapping with playbook, section, fault")
+        raise ScenarioError(
+            f"{where}: a scenario is a mapping with playbook, section, fault"
+        )
     known = {
         "playbook", "section", "fault", "description", "variables", "skip",
         "expect_output", "post_conditions", "server_env",
@@ -98,7 +102,8 @@ def load_scenario(path: Path) -> Scenario:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ScenarioError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"{where}: unknown key(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
         )
     for key in ("playbook", "section", "fault"):
         if not isinstance(data.get(key), str) or not data[key].strip():
@@ -121,7 +126,9 @@ def load_scenario(path: Path) -> Scenario:
     )
 
 
-def find_scenario(directory: Path, playbook_path: str, section_path: tuple[str, ...]) -> Scenario:
+def find_scenario(
+    directory: Path, playbook_path: str, section_path: tuple[str, ...]
+) -> Scenario:
     """Return the scenario for a section, chosen by playbook file name and section."""
     from ..playbook import load_playbook
 
@@ -166,7 +173,9 @@ def _skips(value: object, where: str) -> dict[int, str]:
     if value is None:
         return {}
     if not isinstance(value, list):
-        raise ScenarioError(f"{where}: 'skip' must be a list of {{step: N, reason: ...}}")
+        raise ScenarioError(
+            f"{where}: 'skip' must be a list of {{step: N, reason: ...}}"
+        )
     skips: dict[int, str] = {}
     for item in value:
         if (

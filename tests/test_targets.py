@@ -1,9 +1,9 @@
 """Targets: ``--target`` parsing, and sessions in a container and over ssh.
 
 The container tests start ``debian:trixie-slim`` containers with the docker
-CLI. The ssh tests build a small sshd image in a temporary directory (the
-``sshd_image`` fixture, the one place to change to use another image) and
-publish its port on 127.0.0.1 only.
+CLI. The ssh tests log in to the sshd of the test server image (systemd's
+ssh.service) as root, with a key made for the test, through its port
+published on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from runbook.targets import (
 )
 from runbook.transcript import read_transcript
 
+ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "debian:trixie-slim"
 LABEL = "runbook.dev=1"
 BASH_ARGS = ["bash", "--noprofile", "--norc", "--noediting", "-i"]
@@ -242,10 +243,11 @@ def test_cli_dry_run_checks_target(cli, playbook):
     assert "port '99999' is not a number from 1 to 65535" in result.output
 
 
-def test_cli_sandbox_not_available(cli, playbook):
+def test_cli_sandbox_without_scenario(cli, playbook):
     result = cli("run", str(playbook), "-s", "Remote", "--yes", "--target", "sandbox")
     assert result.exit_code == 2
-    assert "--target sandbox is not available yet" in result.output
+    assert "no scenario in" in result.output
+    assert "sections with a scenario: none" in result.output
 
 
 def test_cli_help_and_readme_name_target(cli):
@@ -566,33 +568,7 @@ def test_cli_missing_container_writes_end(cli, playbook, tmp_path):
 
 # --- ssh ----------------------------------------------------------------------------
 
-SSHD_IMAGE = "runbook-dev-sshd:test"
-SSHD_DOCKERFILE = f"""\
-FROM {BASE_IMAGE}
-RUN apt-get update \\
- && apt-get install -y --no-install-recommends openssh-server \\
- && rm -rf /var/lib/apt/lists/* \\
- && mkdir -p /run/sshd \\
- && useradd -m -s /bin/bash runner \\
- && usermod -p '*' runner
-"""
-# Installs the key from $AUTHORIZED_KEY, then runs sshd beside a PID 1 that
-# outlives it, so a test can kill every sshd process.
-SSHD_COMMAND = (
-    "install -d -m 700 -o runner -g runner /home/runner/.ssh && "
-    'printf "%s\\n" "$AUTHORIZED_KEY" >/home/runner/.ssh/authorized_keys && '
-    "chown runner:runner /home/runner/.ssh/authorized_keys && "
-    "/usr/sbin/sshd -D -e & exec sleep infinity"
-)
 SSH_OPTIONS = ("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null")
-
-
-@dataclass(frozen=True)
-class SshdImage:
-    tag: str
-    user: str
-    #: sh command for the container: authorize $AUTHORIZED_KEY, run sshd.
-    command: str
 
 
 @dataclass(frozen=True)
@@ -610,12 +586,9 @@ class SshServer:
 
 
 @pytest.fixture(scope="session")
-def sshd_image(docker_engine, tmp_path_factory) -> SshdImage:
-    """The image with sshd the ssh tests log in to, built from a temporary directory."""
-    context = tmp_path_factory.mktemp("sshd-image")
-    (context / "Dockerfile").write_text(SSHD_DOCKERFILE)
-    docker("build", "-q", "--label", LABEL, "-t", SSHD_IMAGE, str(context), timeout=600)
-    return SshdImage(SSHD_IMAGE, "runner", SSHD_COMMAND)
+def sshd_image(testserver_image: str) -> str:
+    """The image whose sshd the ssh tests log in to: the test server's."""
+    return testserver_image
 
 
 @pytest.fixture(scope="session")
@@ -634,20 +607,22 @@ def ssh_keys(tmp_path_factory) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def start_sshd(image: SshdImage, keys: tuple[str, str]) -> SshServer:
+def start_sshd(image: str, keys: tuple[str, str]) -> SshServer:
+    from runbook.sandbox.container import ContainerOptions, ServerContainer
+
     public = Path(keys[0] + ".pub").read_text().strip()
-    container_id = start_container(
-        "-p", "127.0.0.1::22", "-e", f"AUTHORIZED_KEY={public}",
-        image.tag, "sh", "-c", image.command,
-    )  # fmt: skip
+    container = ServerContainer(
+        image,
+        ROOT / "fixtures" / "image" / "qpc-server.env",
+        ContainerOptions(wait_ready=False),
+        ssh_public_key=public,
+    )
+    container.start()
     try:
-        port = int(
-            docker("port", container_id, "22/tcp").splitlines()[0].rsplit(":", 1)[1]
-        )
-        server = SshServer(container_id, port, image.user, keys[0], keys[1])
+        server = SshServer(container.id, container.ports[22], "root", keys[0], keys[1])
         wait_for_sshd(server)
     except BaseException:
-        docker("rm", "-f", container_id, check=False)
+        container.stop()
         raise
     return server
 
@@ -699,7 +674,7 @@ def test_ssh_runs_steps_with_state(ssh_server):
         directory = session._remote_dir
     listing = docker("exec", ssh_server.container, "ls", "-A", "/dev/shm")
     assert first.exit_status == 0
-    assert text(second.output) == "runner\n/tmp\nblue\nf:x\n"
+    assert text(second.output) == "root\n/tmp\nblue\nf:x\n"
     assert failed.exit_status == 7
     assert text(stdin.output) == "/dev/null\n"
     assert directory.rsplit("/", 1)[1] not in listing
@@ -724,9 +699,9 @@ def test_ssh_refused_port_error(ssh_server):
         session.start()
     session.close()
     message = str(raised.value)
-    assert message.startswith(f"cannot start a shell on ssh:runner@127.0.0.1:{port}: ")
+    assert message.startswith(f"cannot start a shell on ssh:root@127.0.0.1:{port}: ")
     assert "127.0.0.1 refused the connection; is sshd listening?" in message
-    assert f"'ssh -o BatchMode=yes -p {port} runner@127.0.0.1 true'" in message
+    assert f"'ssh -o BatchMode=yes -p {port} root@127.0.0.1 true'" in message
 
 
 @pytest.mark.docker
@@ -744,6 +719,7 @@ def test_ssh_rejected_key_error(ssh_server):
 def test_ssh_sshd_killed_mid_step(own_ssh_server):
     # The listener first, so that no sshd accepts the probe after the session ends.
     kill_sshd = (
+        "systemctl mask --runtime --now ssh.service >/dev/null 2>&1; "
         "for name in 'sshd' 'sshd*'; do for p in /proc/[0-9]*; do "
         'case $(cat $p/comm 2>/dev/null) in $name) kill -9 "${p#/proc/}";; esac; '
         "done; done"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunbookError
+from ..errors import UsageError
 from .faults import FAULTS
 
 POST_CONDITIONS = (
@@ -44,7 +44,7 @@ POST_CONDITIONS = (
 )
 
 
-class ScenarioError(RunbookError):
+class ScenarioError(UsageError):
     """A scenario file is malformed, or no scenario fits the section."""
 
 

@@ -374,9 +374,11 @@ def test_edit_runs_edited_code(cli, tmp_path, monkeypatch):
 # --- help and docs -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["list", "show", "run"])
+@pytest.mark.parametrize(
+    "command", ["list", "show", "run", "sandbox build", "sandbox clean"]
+)
 def test_every_command_has_help_and_docs(cli, command):
-    result = cli(command, "--help")
+    result = cli(*command.split(), "--help")
     readme = (REPO / "README.md").read_text()
     assert result.exit_code == 0
     assert "Example: runbook" in result.output
@@ -389,6 +391,17 @@ def test_readme_test_command_matches_ci():
     commands = re.findall(r"^(python3 -m pytest.*)$", readme, re.M)
     assert commands, "README names no test command"
     assert commands[0] in ci.splitlines()
+
+
+def test_readme_main_job_runs_storage_full_in_the_sandbox():
+    readme = (REPO / "README.md").read_text()
+    first = re.findall(r"^\./scripts/setup && (runbook .*)$", readme, re.M)[0]
+    assert first == (
+        'runbook run playbooks/incident-response.md --section "Storage Full" '
+        "--target sandbox"
+    )
+    scenario = REPO / "fixtures" / "scenarios" / "storage-full.yaml"
+    assert "section: Storage Full" in scenario.read_text()
 
 
 # --- hard cases through the whole runner -------------------------------------

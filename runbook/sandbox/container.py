@@ -84,7 +84,14 @@ class ServerContainer:
     # --- lifecycle -------------------------------------------------------------
 
     def start(self) -> ServerContainer:
-        from testcontainers.core.container import DockerContainer
+        try:
+            from testcontainers.core.container import DockerContainer
+        except ImportError as error:
+            raise DockerError(
+                "the sandbox needs testcontainers, which is not installed; "
+                "install it with: python3 -m pip install 'runbook[sandbox]' "
+                "(or pip install testcontainers)"
+            ) from error
 
         os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
         remove_leftovers()

@@ -53,13 +53,19 @@ class Sandbox:
     baseline: dict[str, object]
 
 
+def locate(plan: Plan) -> tuple[SandboxLayout, Scenario]:
+    """Find the checkout to build from and the scenario of the plan's section."""
+    layout = find_layout(Path(plan.playbook.path).resolve().parent)
+    scenario = find_scenario(layout.scenario_dir, plan.playbook.path, plan.section.path)
+    return layout, scenario
+
+
 def prepare(
     plan: Plan, keep: bool = False, say: Say | None = None, rebuild: bool = False
 ) -> Sandbox:
     """Build the image, start the server and inject the section's fault."""
     say = say or _stderr
-    layout = find_layout(Path(plan.playbook.path).resolve().parent)
-    scenario = find_scenario(layout.scenario_dir, plan.playbook.path, plan.section.path)
+    layout, scenario = locate(plan)
     fault = get_fault(scenario.fault)
     image = ensure_image(layout, progress=say, rebuild=rebuild)
     options = fault.options
@@ -263,18 +269,19 @@ def run_in_sandbox(
     from ..targets import DockerTarget
 
     plan = plan_run(request)
+    layout, scenario = locate(plan)
+    for name, value in scenario.variables.items():
+        plan.values.setdefault(name, value)
     if request.assume_yes:
         # Fail before building anything when a value is missing that the
         # server's settings will not supply either.
-        probe = replace(plan, values={**_placeholder_values(), **plan.values})
+        supplied = _server_setting_names(layout)
+        probe = replace(plan, values={**supplied, **plan.values})
         check_values(probe)
     sandbox = prepare(plan, keep=request.keep)
     try:
         if on_ready is not None:
             on_ready(sandbox)
-        scenario = sandbox.scenario
-        for name, value in scenario.variables.items():
-            plan.values.setdefault(name, value)
         plan.values.update(server_values(sandbox, plan))
         target = DockerTarget(sandbox.server.id)
 
@@ -323,14 +330,8 @@ def run_in_sandbox(
             sandbox.server.stop()
 
 
-def _placeholder_values() -> dict[str, str]:
+def _server_setting_names(layout: SandboxLayout) -> dict[str, str]:
     """Names the sandbox supplies from the server's settings, for the early check."""
-    from .layout import find_layout
-
-    try:
-        layout = find_layout()
-    except DockerError:
-        return {}
     names = _read_env_names(layout.fixtures / "image" / "qpc-server.env")
     return dict.fromkeys([*names, "QPC_DB_KEY", "QPC_AUTH_TOKEN"], "set-by-sandbox")
 

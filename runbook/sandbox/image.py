@@ -37,6 +37,8 @@ IMAGE_REPOSITORY = "runbook-testserver"
 HASH_LABEL = "org.runbook.testserver.hash"
 #: Debian mirror for the bootstrap; RUNBOOK_DEBIAN_MIRROR overrides it.
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+#: Set to 1 where no registry is reachable, to bootstrap without trying a pull.
+NO_PULL_VARIABLE = "RUNBOOK_NO_PULL"
 #: Seconds a pull may take before the bootstrap is tried instead.
 PULL_TIMEOUT = 120.0
 #: Paths a "slim" Debian image leaves out (documentation and translations).
@@ -87,12 +89,16 @@ def image_exists(name: str) -> bool:
 def ensure_base_image(say: Progress) -> str:
     """Return the id of BASE_IMAGE: present, pulled, or bootstrapped."""
     if not image_exists(BASE_IMAGE):
-        say(f"{BASE_IMAGE} is not here; trying to pull it")
-        pulled = docker("pull", BASE_IMAGE, check=False, timeout=PULL_TIMEOUT)
-        if pulled.returncode != 0:
-            reason = (pulled.stderr or "").strip().splitlines()[-1:] or ["no answer"]
-            say(f"pull failed ({reason[0]}); bootstrapping it with mmdebstrap")
+        if os.environ.get(NO_PULL_VARIABLE) == "1":
+            say(f"{BASE_IMAGE} is not here and {NO_PULL_VARIABLE}=1; bootstrapping it")
             bootstrap_base_image(say)
+        else:
+            say(f"{BASE_IMAGE} is not here; trying to pull it")
+            pulled = docker("pull", BASE_IMAGE, check=False, timeout=PULL_TIMEOUT)
+            if pulled.returncode != 0:
+                lines = (pulled.stderr or "").strip().splitlines()
+                say(f"pull failed ({(lines or ['no answer'])[-1]}); bootstrapping it")
+                bootstrap_base_image(say)
     return docker_text("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE)
 
 

@@ -1,4 +1,4 @@
-"""Scenario files: every one loads, names a real section, fault and steps; bad ones fail clearly."""
+"""Scenario files: each names a real section, fault and steps; bad ones fail clearly."""
 
 from __future__ import annotations
 

@@ -364,7 +364,12 @@ def sandbox_group() -> None:
 
 
 @sandbox_group.command("build")
-@click.option("--rebuild", is_flag=True, help="Build even when the cached image fits.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Build every layer again (docker build --no-cache), even when the "
+    "cached image fits.",
+)
 def sandbox_build_command(rebuild: bool) -> None:
     """Build the test server image (bootstrapping debian:trixie-slim if needed).
 
@@ -381,24 +386,42 @@ def sandbox_build_command(rebuild: bool) -> None:
         image = ensure_image(find_layout(), progress=progress, rebuild=rebuild)
     except RunbookError as error:
         raise _fail(error) from error
+    except KeyboardInterrupt:
+        click.echo("\nrunbook: interrupted", err=True)
+        sys.exit(130)
     state = "built" if image.built else "cached"
     click.echo(f"{image.tag} ({state}, {image.seconds:.1f} s)")
 
 
 @sandbox_group.command("clean")
 @click.option(
-    "--all", "remove_all", is_flag=True, help="Also remove kept and running sandboxes."
+    "--all",
+    "remove_all",
+    is_flag=True,
+    help="Also remove kept and running sandboxes, and those of other hosts.",
 )
-def sandbox_clean_command(remove_all: bool) -> None:
+@click.option(
+    "--images",
+    is_flag=True,
+    help="Also remove test server images other than the current one.",
+)
+def sandbox_clean_command(remove_all: bool, images: bool) -> None:
     """Remove sandbox containers left by killed runs (with --all: every one).
 
-    Example: runbook sandbox clean --all
+    Example: runbook sandbox clean --images
     """
     from .errors import RunbookError
     from .sandbox.container import remove_leftovers
 
     try:
         removed = remove_leftovers(everything=remove_all)
+        click.echo(f"removed {len(removed)} sandbox container(s)")
+        if images:
+            from .sandbox.image import ensure_image, remove_old_images
+            from .sandbox.layout import find_layout
+
+            current = ensure_image(find_layout()).tag
+            old = remove_old_images(keep=current)
+            click.echo(f"removed {len(old)} old image(s); kept {current}")
     except RunbookError as error:
         raise _fail(error) from error
-    click.echo(f"removed {len(removed)} sandbox container(s)")

@@ -93,10 +93,16 @@ def dry_run(request: RunRequest) -> str:
     With ``assume_yes`` the checks of a real ``--yes`` run apply first, so a
     dry run fails exactly where the real run would refuse to start.
     """
-    from .targets import parse_target
+    from .targets import SandboxTarget, parse_target, target_environment
     from .views import render_dry_run
 
-    parse_target(request.target)  # a malformed --target fails here too
+    target = parse_target(request.target)
+    request.environment = target_environment(target, request.environment)
+    if isinstance(target, SandboxTarget):
+        from .sandbox.run import dry_run_header
+
+        plan, header = dry_run_header(request)
+        return header + render_dry_run(plan, find_missing(plan))
     plan = plan_run(request)
     if request.assume_yes:
         if not request.allow_destructive:
@@ -107,15 +113,14 @@ def dry_run(request: RunRequest) -> str:
 
 def run(request: RunRequest, stdout: IO[str] | None = None) -> int:
     """Run the selected steps, asking or with ``--yes``; return the exit status."""
-    from .targets import SandboxTarget, parse_target
+    from .targets import SandboxTarget, parse_target, target_environment
 
     target = parse_target(request.target)
+    request.environment = target_environment(target, request.environment)
     if isinstance(target, SandboxTarget):
         from .sandbox.run import run_in_sandbox
 
         return run_in_sandbox(request, stdout)
-    # NOTE: a variable set in this machine's environment counts as supplied,
-    # but a remote shell does not inherit this environment.
     plan = plan_run(request)
     return execute(request, plan, target, stdout).exit_code
 
@@ -128,13 +133,14 @@ def execute(
     skip_steps: Mapping[int, str] | None = None,
     finish: Callable[[RunResult, Transcript], int | None] | None = None,
     describe_target: str | None = None,
+    first_records: Sequence[tuple[str, Mapping[str, object]]] = (),
 ) -> RunResult:
     """Run ``plan`` on ``target`` with the request's options and transcript.
 
     ``skip_steps`` maps step numbers to the reason they are not run.
     ``finish`` runs after the steps, before the transcript's end record,
     and may return a new exit status (the sandbox checks post-conditions
-    there).
+    there). ``first_records`` are written as soon as the transcript is open.
     """
     from .errors import TranscriptPathError
     from .prompter import TerminalPrompter
@@ -185,6 +191,8 @@ def execute(
         prompter.warn(f"{error}; running without a transcript")
         cause = error.__cause__
         transcript.disable(cause if isinstance(cause, OSError) else OSError(str(error)))
+    for record_type, fields in first_records:
+        transcript.write(record_type, **fields)
     try:
         return runner.run()
     finally:

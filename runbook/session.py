@@ -187,6 +187,10 @@ class BashSession:
                 '"$__runbook_status" >/dev/tty'
             ),
             "TERM": self.env.get("TERM", "xterm-256color"),
+            # A pager would wait for keys that a --yes run never sends.
+            "PAGER": "cat",
+            "SYSTEMD_PAGER": "cat",
+            "GIT_PAGER": "cat",
         }
         if self.remote:
             self.command = self.target.shell_command(shell_env)
@@ -254,12 +258,31 @@ class BashSession:
             )
         self._remote_pid = int(found.group(1))
         self._remote_dir = found.group(2).decode("utf-8", "surrogateescape")
+        self._end_stale_remote_shells()
         log.info(
             "shell started on %s (remote pid %d, step directory %s)",
             self.target,
             self._remote_pid,
             self._remote_dir,
         )
+
+    def _end_stale_remote_shells(self) -> None:
+        """End the shells and remove the step files of killed runbooks on the target.
+
+        A killed runbook cannot clean up after itself, and ``docker exec``
+        leaves its shell running. Only directories named after this host are
+        touched, and only when their process here is gone.
+        """
+        listing = self.target.run_side_command(
+            targets.LIST_REMOTE_DIRS_SCRIPT, self.env, timeout=10
+        )
+        if listing is None:
+            return
+        for path in targets.stale_remote_dirs(listing, own=self._remote_dir):
+            log.info("ending the shell of a killed run on %s: %s", self.target, path)
+            self.target.run_side_command(
+                targets.end_stale_script(path), self.env, timeout=10
+            )
 
     def close(self) -> None:
         """Stop the shell and remove the temporary directory."""

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -239,17 +241,36 @@ class SshTarget(Target):
 
 @dataclass(frozen=True)
 class SandboxTarget(Target):
-    """``--target sandbox``: a container started for the run (not implemented yet).
+    """``--target sandbox``: a container that the sandbox starts for the run.
 
-    It only marks the request; ``commands.run`` rejects it until the sandbox
-    package provides the container and a DockerTarget for it.
+    It only marks the request: ``commands.run`` hands it to
+    ``runbook.sandbox.run``, which starts the container and runs the steps in
+    a DockerTarget for it.
     """
 
     def describe(self) -> str:
         return "sandbox"
 
     def shell_command(self, environment: Mapping[str, str]) -> list[str]:
-        raise NotImplementedError("--target sandbox is not available yet")
+        raise NotImplementedError("the sandbox runs its steps in a DockerTarget")
+
+
+#: Variables a remote login shell has, whatever this machine's environment holds.
+REMOTE_ENVIRONMENT = ("HOME", "PATH", "USER", "LOGNAME", "SHELL", "TERM", "LANG")
+
+
+def target_environment(
+    target: Target, environment: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment a target's shell starts with, as far as runbook can know it.
+
+    A remote shell does not inherit this machine's environment, so a variable
+    set here must not count as supplied there: only the names every login
+    shell has are assumed (with unknown, empty values).
+    """
+    if isinstance(target, LocalTarget):
+        return dict(environment)
+    return dict.fromkeys(REMOTE_ENVIRONMENT, "")
 
 
 def parse_target(text: str) -> Target:
@@ -317,21 +338,73 @@ def _invalid(text: str, problem: str) -> InvalidTarget:
 REMOTE_DIR_VARIABLE = "__runbook_dir"
 
 
-def remote_setup_line(nonce: str) -> str:
+def remote_owner() -> str:
+    """Return ``HOST-PID`` of this runbook, as it appears in remote directory names."""
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def remote_setup_line(nonce: str, owner: str | None = None) -> str:
     """Return the line that makes the remote step directory and reports it.
 
     The shell prints ``RBINFO<nonce> PID DIR``. The directory is under
     /dev/shm when that is writable, so step files stay off disk there too.
+    Its name carries ``owner`` (this host and process), and ``shell.pid`` in
+    it holds the remote shell's pid, so that a later run can end the shell
+    and remove the directory of a runbook that was killed.
     """
     var = REMOTE_DIR_VARIABLE
+    template = f"runbook.{owner or remote_owner()}.XXXXXXXXXX"
     make = (
-        "{ [ -d /dev/shm ] && [ -w /dev/shm ] && "
-        "mktemp -d /dev/shm/runbook.XXXXXXXXXX 2>/dev/null; } || mktemp -d"
+        f"{{ [ -d /dev/shm ] && [ -w /dev/shm ] && "
+        f"mktemp -d /dev/shm/{template} 2>/dev/null; }} || mktemp -d -t {template}"
     )
     step = f'"${var}/step"'
     return (
         f"{var}=$({make}) && readonly {var} && : >|{step} && chmod 600 {step} && "
+        f'echo "$$" >"${var}/shell.pid" && '
         f'printf \'RBINFO{nonce} %s %s\\n\' "$$" "${var}"'
+    )
+
+
+#: Lists the step directories of every runbook on a target.
+LIST_REMOTE_DIRS_SCRIPT = (
+    'for d in /dev/shm/runbook.* "${TMPDIR:-/tmp}"/runbook.*; do '
+    '[ -d "$d" ] && echo "$d"; done; true'
+)
+
+
+def stale_remote_dirs(listing: str, own: str) -> list[str]:
+    """Return the directories in ``listing`` whose runbook on this host is gone."""
+    host = remote_owner().rsplit("-", 1)[0]
+    stale = []
+    for path in listing.split():
+        name = path.rsplit("/", 1)[-1]
+        match = re.fullmatch(r"runbook\.(.+)-(\d+)\.[A-Za-z0-9]+", name)
+        if path == own or match is None or match.group(1) != host:
+            continue
+        try:
+            os.kill(int(match.group(2)), 0)
+        except ProcessLookupError:
+            stale.append(path)
+        except PermissionError:
+            continue
+    return stale
+
+
+def end_stale_script(path: str) -> str:
+    """Return sh that ends the shell recorded in ``path`` and removes ``path``."""
+    # The shell leads the session that docker exec or sshd made for it, and
+    # its step's jobs run in other process groups of that session: every
+    # process of the session gets SIGHUP, as when a terminal hangs up.
+    quoted = shlex.quote(path)
+    return (
+        f"p=$(cat {quoted}/shell.pid 2>/dev/null); "
+        'if [ -n "$p" ]; then for f in /proc/[0-9]*/stat; do '
+        'read -r l <"$f" 2>/dev/null || continue; r=${l##*) }; set -- $r; '
+        'if [ "$4" = "$p" ]; then q=${f#/proc/}; kill -s HUP "${q%/stat}"; fi; '
+        "done 2>/dev/null; fi; "
+        f"rm -rf -- {quoted}"
     )
 
 

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def _run_storage_full(
-    playbook: Path, tmp_path: Path
+    playbook: Path, tmp_path: Path, steps: tuple[int, ...] = ()
 ) -> tuple[int, str, list[dict[str, object]], Sandbox]:
     transcript = tmp_path / "run.jsonl"
     stdout = io.StringIO()
@@ -39,6 +39,7 @@ def _run_storage_full(
         timeout=300,
         transcript=str(transcript),
         target="sandbox",
+        step_numbers=steps,
     )
     from runbook.sandbox.run import run_in_sandbox
 
@@ -64,7 +65,7 @@ def test_storage_full_recovers_a_full_data_volume(
     assert steps[2]["exit_status"] == 0
     checks = {record["name"]: record for record in _records(records, "check")}
     assert set(checks) == {
-        "step 1 output matches '100%\\\\s+/var/lib/quicprochat'",
+        "step 1 output matches '100%\\s+/var/lib/quicprochat'",
         "service active",
         "expired messages gone",
         "unexpired messages kept",
@@ -96,3 +97,17 @@ def test_the_recovery_as_written_fails_against_the_real_server(
     assert not checks["expired messages gone"]["passed"]
     assert checks["unexpired messages kept"]["passed"]
     assert "sandbox check(s) failed: expired messages gone" in output
+
+
+def test_checks_of_steps_left_out_are_not_counted(
+    testserver_image: str, tmp_path: Path
+) -> None:
+    status, output, records, _ = _run_storage_full(PLAYBOOK, tmp_path, steps=(2,))
+
+    assert status == 0, output
+    checks = _records(records, "check")
+    first = next(check for check in checks if str(check["name"]).startswith("step 1"))
+    assert first["skipped"] and first["passed"]
+    assert first["detail"] == "not checked: the step was not selected"
+    assert all(check["passed"] for check in checks)
+    assert _records(records, "sandbox")[0] == records[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import threading
@@ -32,8 +33,10 @@ from runbook.targets import (
     SandboxTarget,
     SshTarget,
     parse_target,
+    remote_owner,
     remote_setup_line,
     remote_step_text,
+    stale_remote_dirs,
 )
 from runbook.transcript import read_transcript
 
@@ -195,9 +198,29 @@ def test_remote_setup_line_makes_private_directory():
         assert pid.isdigit()
         assert os.stat(directory).st_mode & 0o777 == 0o700
         assert os.stat(Path(directory) / "step").st_mode & 0o777 == 0o600
+        assert (Path(directory) / "shell.pid").read_text().strip() == pid
+        assert Path(directory).name.startswith(f"runbook.{remote_owner()}.")
     finally:
-        (Path(directory) / "step").unlink()
-        os.rmdir(directory)
+        shutil.rmtree(directory)
+
+
+def test_stale_remote_dirs_are_this_hosts_dead_runs(tmp_path):
+    host = remote_owner().rsplit("-", 1)[0]
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    own = f"/dev/shm/runbook.{host}-{os.getpid()}.aaaa"
+    listing = "\n".join(
+        [
+            own,
+            f"/dev/shm/runbook.{host}-{dead.pid}.bbbb",
+            f"/tmp/runbook.other_host-{dead.pid}.cccc",
+            f"/dev/shm/runbook.{host}-{os.getppid()}.dddd",
+            "/dev/shm/runbook.XXXXXXXXXX",
+        ]
+    )
+    assert stale_remote_dirs(listing, own=own) == [
+        f"/dev/shm/runbook.{host}-{dead.pid}.bbbb"
+    ]
 
 
 # --- the CLI without Docker ------------------------------------------------------
@@ -738,3 +761,49 @@ def test_ssh_sshd_killed_mid_step(own_ssh_server):
     assert outcome.output.startswith(b"before")
     assert elapsed < 15
     assert lost
+
+
+@pytest.mark.docker
+def test_host_variables_do_not_count_on_a_remote_target(
+    cli, container, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("RB_ONLY_ON_THIS_HOST", "host-value")
+    path = tmp_path / "env.md"
+    path.write_text('# Env\n\n```bash\necho "value: $RB_ONLY_ON_THIS_HOST"\n```\n')
+    remote = cli(
+        "run", str(path), "-s", "Env", "--yes", "--target", f"docker:{container}"
+    )
+    local = cli("run", str(path), "-s", "Env", "--yes")
+    assert remote.exit_code == 2
+    assert "missing values for: RB_ONLY_ON_THIS_HOST" in remote.output
+    assert local.exit_code == 0
+    assert "value: host-value" in local.output
+
+
+@pytest.mark.docker
+def test_next_session_ends_the_shell_of_a_killed_run(own_container, tmp_path):
+    path = tmp_path / "slow.md"
+    path.write_text("# Slow\n\n```bash\nsleep 300\n```\n")
+    killed = subprocess.Popen(
+        ["runbook", "run", str(path), "-s", "Slow", "--yes",
+         "--target", f"docker:{own_container}",
+         "--transcript", str(tmp_path / "t.jsonl")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while "sleep 300" not in docker("top", own_container):
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.2)
+    stale = docker("exec", own_container, "sh", "-c", "ls -d /dev/shm/runbook.*")
+    killed.kill()
+    killed.wait()
+    with BashSession(target=DockerTarget(own_container)) as session:
+        session.run("true")
+        left = docker(
+            "exec", own_container, "sh", "-c", "ls -d /dev/shm/runbook.* || true"
+        )
+    assert stale not in left
+    deadline = time.monotonic() + 10
+    while "sleep 300" in docker("top", own_container):
+        assert time.monotonic() < deadline, "the killed run's step still runs"
+        time.sleep(0.2)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .docker import DockerError, docker, docker_text
+from .docker import DockerError, docker, docker_text, require_engine
 
 log = logging.getLogger(__name__)
 
@@ -295,8 +295,11 @@ def cgroup_setup() -> CgroupSetup:
 def remove_leftovers(everything: bool = False) -> list[str]:
     """Remove sandbox containers whose starting process on this host is gone.
 
-    Kept containers (``--keep``) stay, unless ``everything`` is set.
+    Kept containers (``--keep``) stay, and so do containers started from
+    another host (an engine shared through DOCKER_HOST), whose process this
+    host cannot see; ``everything`` removes them all.
     """
+    require_engine()
     listing = docker(
         "ps",
         "--all",
@@ -311,8 +314,9 @@ def remove_leftovers(everything: bool = False) -> list[str]:
     for line in listing.stdout.splitlines():
         container, owner, keep = (line.split("|") + ["", ""])[:3]
         owner_host, _, pid = owner.rpartition(":")
-        live = owner_host == host and pid.isdigit() and _alive(int(pid))
-        if not everything and (keep.strip() == "1" or live):
+        other_host = owner_host != host
+        live = not other_host and pid.isdigit() and _alive(int(pid))
+        if not everything and (keep.strip() == "1" or live or other_host):
             continue
         docker("rm", "--force", "--volumes", container, check=False, timeout=60)
         removed.append(container)

@@ -61,3 +61,17 @@ def docker_text(*args: str, timeout: float | None = 120.0) -> str:
 def _describe(args: tuple[str, ...]) -> str:
     shown = " ".join(args)
     return shown if len(shown) <= 80 else shown[:79] + "…"
+
+
+def require_engine() -> str:
+    """Return the engine's version; raise DockerError when no engine answers."""
+    result = docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=30)
+    version = result.stdout.strip()
+    if result.returncode != 0 or not version:
+        message = (result.stderr or result.stdout).strip() or "no answer"
+        raise DockerError(
+            f"the Docker engine is not reachable ('docker info' failed: "
+            f"{message.splitlines()[-1]}); start it (systemctl start docker) or "
+            "point DOCKER_HOST at a running engine"
+        )
+    return version

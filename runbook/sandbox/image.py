@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .docker import DockerError, docker, docker_text
+from .docker import DockerError, docker, docker_text, require_engine
 from .layout import SandboxLayout
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def ensure_image(
     """Return the test server image for ``layout``, building it when needed."""
     say = progress or (lambda _message: None)
     started = time.monotonic()
+    require_engine()
     base_id = ensure_base_image(say)
     fetch_wheels(layout, say)
     digest = context_hash(layout, base_id)
@@ -76,7 +77,7 @@ def ensure_image(
         log.debug("test server image %s is cached", tag)
         return BuiltImage(tag, built=False, seconds=time.monotonic() - started)
     say(f"building {tag} from {layout.dockerfile.name} (first run only)")
-    _build(layout, tag, digest, say)
+    _build(layout, tag, digest, say, no_cache=rebuild)
     say(f"built {tag} in {time.monotonic() - started:.0f} s")
     return BuiltImage(tag, built=True, seconds=time.monotonic() - started)
 
@@ -224,10 +225,13 @@ def _context_files(layout: SandboxLayout) -> Iterator[Path]:
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 
 
-def _build(layout: SandboxLayout, tag: str, digest: str, say: Progress) -> None:
+def _build(
+    layout: SandboxLayout, tag: str, digest: str, say: Progress, no_cache: bool
+) -> None:
     command = [
         "docker",
         "build",
+        *(["--no-cache"] if no_cache else []),
         "--file",
         str(layout.dockerfile),
         "--tag",
@@ -284,3 +288,18 @@ def _short(text: str, width: int = 70) -> str:
 def _last_lines(text: str, count: int = 3) -> str:
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return " / ".join(lines[-count:]) or "no output"
+
+
+def remove_old_images(keep: str | None = None) -> list[str]:
+    """Remove test server images other than ``keep``; return the removed tags."""
+    listing = docker(
+        "images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_REPOSITORY, check=False
+    )
+    removed = []
+    for tag in listing.stdout.split():
+        if tag == keep or tag.endswith(":<none>"):
+            continue
+        result = docker("image", "rm", tag, check=False)
+        if result.returncode == 0:
+            removed.append(tag)
+    return removed

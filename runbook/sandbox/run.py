@@ -25,7 +25,13 @@ from .docker import DockerError
 from .faults import PROOF_TIMEOUT, client_command, get_fault
 from .image import ensure_image
 from .layout import SandboxLayout, find_layout
-from .scenarios import OutputExpectation, PostCondition, Scenario, find_scenario
+from .scenarios import (
+    OutputExpectation,
+    PostCondition,
+    Scenario,
+    ScenarioError,
+    find_scenario,
+)
 
 if TYPE_CHECKING:
     from ..commands import RunRequest
@@ -40,6 +46,8 @@ class CheckResult:
     name: str
     passed: bool
     detail: str
+    #: True when the check did not apply to this run (its step did not run).
+    skipped: bool = False
 
 
 @dataclass
@@ -112,14 +120,26 @@ def server_values(sandbox: Sandbox, plan: Plan) -> dict[str, str]:
 
 
 def check_outputs(
-    expectations: tuple[OutputExpectation, ...], outputs: dict[int, bytes]
+    expectations: tuple[OutputExpectation, ...],
+    outputs: dict[int, bytes],
+    selected: set[int] | None = None,
 ) -> list[CheckResult]:
+    """Match each expectation against its step's output.
+
+    A step outside ``selected`` (left out by --step or --from, or skipped by
+    the scenario) is reported as not checked rather than failed.
+    """
     import re
 
     results = []
     for expectation in expectations:
-        name = f"step {expectation.step} output matches {expectation.pattern!r}"
+        name = f"step {expectation.step} output matches '{expectation.pattern}'"
         output = outputs.get(expectation.step)
+        if output is None and selected is not None and expectation.step not in selected:
+            results.append(
+                CheckResult(name, True, "not checked: the step was not selected", True)
+            )
+            continue
         if output is None:
             results.append(
                 CheckResult(name, False, f"step {expectation.step} did not run")
@@ -249,8 +269,78 @@ def describe(sandbox: Sandbox) -> dict[str, object]:
 def report(results: list[CheckResult], out: IO[str] | None = None) -> None:
     stream = out or sys.stderr
     for result in results:
-        mark = "ok  " if result.passed else "FAIL"
+        mark = "skip" if result.skipped else "ok  " if result.passed else "FAIL"
         print(f"  {mark} {result.name}: {result.detail}", file=stream)
+
+
+def sandbox_plan(request: RunRequest) -> tuple[Plan, SandboxLayout, Scenario]:
+    """The plan of a sandbox run, its scenario's values in it, checked before any start.
+
+    Raises the errors a ``--yes`` run would raise before it builds or starts
+    anything: no scenario, scenario steps outside the section, steps marked
+    confirm without --allow-destructive, values nobody supplies.
+    """
+    from ..commands import plan_run
+    from ..plan import check_destructive, check_values
+
+    plan = plan_run(request)
+    layout, scenario = locate(plan)
+    check_scenario_steps(scenario, plan)
+    for name, value in scenario.variables.items():
+        plan.values.setdefault(name, value)
+    if request.assume_yes:
+        if not request.allow_destructive:
+            check_destructive(plan)
+        # The server's settings (QPC_DB_KEY, ...) are supplied once it runs.
+        supplied = _server_setting_names(layout)
+        check_values(replace(plan, values={**supplied, **plan.values}))
+    return plan, layout, scenario
+
+
+def check_scenario_steps(scenario: Scenario, plan: Plan) -> None:
+    """Reject scenario step numbers that the section does not have."""
+    numbers = [*scenario.skip, *(item.step for item in scenario.expect_output)]
+    for number in numbers:
+        if not 1 <= number <= plan.total_steps:
+            raise ScenarioError(
+                f"{scenario.path}: step {number} does not exist: section "
+                f"{scenario.section!r} has steps 1 to {plan.total_steps} "
+                "('runbook show FILE --section S' numbers them)"
+            )
+
+
+def dry_run_header(request: RunRequest) -> tuple[Plan, str]:
+    """The plan of a sandbox dry run, and lines that say what the sandbox would do."""
+    plan, layout, scenario = sandbox_plan(request)
+    fault = get_fault(scenario.fault)
+    supplied = sorted(
+        name
+        for name in _server_setting_names(layout)
+        if any(
+            ref.name == name
+            for planned in plan.steps
+            for ref in variables.find_variable_references(planned.step.code)
+        )
+    )
+    lines = [
+        f"sandbox: scenario {scenario.path.name}, fault {fault.name} ({fault.summary})"
+    ]
+    if supplied:
+        lines.append(
+            f"sandbox: supplies {', '.join(supplied)} from the server's settings"
+        )
+    for number, reason in sorted(scenario.skip.items()):
+        lines.append(f"sandbox: skips step {number}: {reason}")
+    for expectation in scenario.expect_output:
+        lines.append(
+            f"sandbox: checks step {expectation.step} output matches "
+            f"'{expectation.pattern}'"
+        )
+    for condition in scenario.post_conditions:
+        lines.append(f"sandbox: checks {condition.describe()}")
+    supplied_values = dict.fromkeys(supplied, "set-by-sandbox")
+    plan.values = {**supplied_values, **plan.values}
+    return plan, "\n".join(lines) + "\n\n"
 
 
 def run_in_sandbox(
@@ -264,42 +354,46 @@ def run_in_sandbox(
     expectation or post-condition failed. ``on_ready`` sees the sandbox once
     its fault is in place (tests use it to learn the container's secrets).
     """
-    from ..commands import execute, plan_run
-    from ..plan import check_values
+    from ..commands import execute
     from ..targets import DockerTarget
 
-    plan = plan_run(request)
-    layout, scenario = locate(plan)
-    for name, value in scenario.variables.items():
-        plan.values.setdefault(name, value)
-    if request.assume_yes:
-        # Fail before building anything when a value is missing that the
-        # server's settings will not supply either.
-        supplied = _server_setting_names(layout)
-        probe = replace(plan, values={**supplied, **plan.values})
-        check_values(probe)
+    plan, _, scenario = sandbox_plan(request)
     sandbox = prepare(plan, keep=request.keep)
     try:
         if on_ready is not None:
             on_ready(sandbox)
         plan.values.update(server_values(sandbox, plan))
         target = DockerTarget(sandbox.server.id)
+        selected = {planned.number for planned in plan.steps} - set(scenario.skip)
 
         def finish(result: RunResult, transcript: Transcript) -> int | None:
-            transcript.write("sandbox", **describe(sandbox))
             outputs = {
                 record.planned.number: record.outcome.output
                 for record in result.records
                 if record.outcome is not None
             }
-            checks = check_outputs(scenario.expect_output, outputs)
-            checks += check_post_conditions(sandbox)
+            if not sandbox.server.running():
+                checks = [
+                    CheckResult(
+                        "sandbox container",
+                        False,
+                        "the container is gone; no check ran",
+                    )
+                ]
+            else:
+                checks = check_outputs(scenario.expect_output, outputs, selected)
+                checks += check_post_conditions(sandbox)
             for check in checks:
                 transcript.write(
-                    "check", name=check.name, passed=check.passed, detail=check.detail
+                    "check",
+                    name=check.name,
+                    passed=check.passed,
+                    skipped=check.skipped,
+                    detail=check.detail,
                 )
-            _stderr(f"sandbox: checks of {scenario.path.name}:")
-            report(checks)
+            if checks:
+                _stderr(f"sandbox: checks of {scenario.path.name}:")
+                report(checks)
             failed = [check for check in checks if not check.passed]
             if failed and result.exit_code == 0:
                 result.stopped = result.stopped or (
@@ -317,6 +411,7 @@ def run_in_sandbox(
             skip_steps=scenario.skip,
             finish=finish,
             describe_target=f"sandbox (docker:{sandbox.server.id[:12]})",
+            first_records=[("sandbox", describe(sandbox))],
         )
         return result.exit_code
     finally:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import RunbookError, UsageError
 from .faults import FAULTS
 
 POST_CONDITIONS = (
@@ -139,7 +139,13 @@ def find_scenario(
         scenario = load_scenario(path)
         if scenario.playbook != name:
             continue
-        if playbook.find_section(scenario.section).path == section_path:
+        try:
+            section = playbook.find_section(scenario.section)
+        except RunbookError as error:
+            raise ScenarioError(
+                f"{path}: section {scenario.section!r}: {error}"
+            ) from error
+        if section.path == section_path:
             found.append(scenario)
     if not found:
         available = [
@@ -151,7 +157,8 @@ def find_scenario(
         raise ScenarioError(
             f"no scenario in {directory} for section {' / '.join(section_path)!r} of "
             f"{name}; sections with a scenario: {listed}. Add a YAML file there "
-            "(see docs/sandbox.md), or use --target docker:CONTAINER"
+            "(the README's Scenarios section shows the format), or use "
+            "--target docker:CONTAINER"
         )
     if len(found) > 1:
         raise ScenarioError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,46 @@ def test_scenario_refers_to_what_exists(path: Path) -> None:
     numbers = [*scenario.skip, *(e.step for e in scenario.expect_output)]
     assert all(1 <= number <= steps for number in numbers), (numbers, steps)
     assert find_scenario(path.parent, str(PLAYBOOK), section.path) == scenario
+
+
+#: Scenarios that tests/test_storage_full.py and test_scenario_passes run.
+PASSING = {"storage-full", "ddos", "high-latency", "certificate-expiring"}
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
+def test_scenario_passes_or_says_why_not(path: Path) -> None:
+    scenario = load_scenario(path)
+    if path.stem in PASSING:
+        assert scenario.pending is None
+    else:
+        assert scenario.pending, f"{path.name}: not run end to end and not pending"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PASSING - {"storage-full"}))
+def test_scenario_passes(testserver_image: str, tmp_path: Path, name: str) -> None:
+    from runbook.commands import RunRequest
+    from runbook.sandbox.run import run_in_sandbox
+    from runbook.transcript import read_transcript
+
+    scenario = load_scenario(ROOT / "fixtures" / "scenarios" / f"{name}.yaml")
+    transcript = tmp_path / "run.jsonl"
+    request = RunRequest(
+        playbook=str(ROOT / "playbooks" / scenario.playbook),
+        section=scenario.section,
+        assume_yes=True,
+        timeout=300,
+        transcript=str(transcript),
+        target="sandbox",
+    )
+    status = run_in_sandbox(request, io.StringIO())
+    records = list(read_transcript(transcript))
+    checks = [record for record in records if record["type"] == "check"]
+    assert status == 0, checks
+    assert checks
+    assert all(check["passed"] and not check["skipped"] for check in checks)
+    assert records[-1]["type"] == "end"
 
 
 def test_sections_with_faults_have_scenarios() -> None:
@@ -68,6 +109,7 @@ def test_sections_with_faults_have_scenarios() -> None:
             "unknown post-condition",
         ),
         ("playbook: [\n", "cannot read scenario"),
+        ("playbook: a.md\nsection: S\nfault: oom\npending: ''\n", "'pending' must say"),
     ],
 )
 def test_malformed_scenarios_name_the_file_and_the_problem(

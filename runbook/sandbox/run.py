@@ -325,6 +325,8 @@ def dry_run_header(request: RunRequest) -> tuple[Plan, str]:
     lines = [
         f"sandbox: scenario {scenario.path.name}, fault {fault.name} ({fault.summary})"
     ]
+    if scenario.pending:
+        lines.append(f"sandbox: pending, expected to fail: {scenario.pending}")
     if supplied:
         lines.append(
             f"sandbox: supplies {', '.join(supplied)} from the server's settings"
@@ -358,6 +360,11 @@ def run_in_sandbox(
     from ..targets import DockerTarget
 
     plan, _, scenario = sandbox_plan(request)
+    if scenario.pending:
+        _stderr(
+            f"sandbox: warning: {scenario.path.name} is marked pending, so this "
+            f"section is expected to fail: {scenario.pending}"
+        )
     sandbox = prepare(plan, keep=request.keep)
     try:
         if on_ready is not None:

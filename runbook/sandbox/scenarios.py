@@ -12,6 +12,7 @@ A scenario is a YAML file in fixtures/scenarios/::
     expect_output:                      # what a step's output must show
       - step: 1
         matches: "100% /var/lib/quicprochat"
+    pending: why it does not pass yet   # optional; the run warns
     post_conditions:                    # checked after the run, in this order
       - service_active
       - client_roundtrip
@@ -80,6 +81,8 @@ class Scenario:
     expect_output: tuple[OutputExpectation, ...] = ()
     post_conditions: tuple[PostCondition, ...] = ()
     server_env: Mapping[str, str] = field(default_factory=dict)
+    #: Why the section does not pass against its fault yet; None when it does.
+    pending: str | None = None
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -97,7 +100,7 @@ def load_scenario(path: Path) -> Scenario:
         )
     known = {
         "playbook", "section", "fault", "description", "variables", "skip",
-        "expect_output", "post_conditions", "server_env",
+        "expect_output", "post_conditions", "server_env", "pending",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -123,6 +126,7 @@ def load_scenario(path: Path) -> Scenario:
         skip=_skips(data.get("skip"), where),
         expect_output=_expectations(data.get("expect_output"), where),
         post_conditions=_post_conditions(data.get("post_conditions"), where),
+        pending=_pending(data.get("pending"), where),
     )
 
 
@@ -166,6 +170,16 @@ def find_scenario(
             + ", ".join(s.path.name for s in found)
         )
     return found[0]
+
+
+def _pending(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ScenarioError(
+            f"{where}: 'pending' must say why the scenario does not pass"
+        )
+    return " ".join(value.split())
 
 
 def _string_map(value: object, key: str, where: str) -> dict[str, str]:

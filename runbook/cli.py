@@ -425,3 +425,113 @@ def sandbox_clean_command(remove_all: bool, images: bool) -> None:
             click.echo(f"removed {len(old)} old image(s); kept {current}")
     except RunbookError as error:
         raise _fail(error) from error
+
+
+@main.command("test")
+@click.argument("playbooks", nargs=-1, type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "-k",
+    "--keyword",
+    help="Run only the sections whose heading path contains this text (any case).",
+)
+@click.option(
+    "--transcripts",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Directory for one transcript per section. Default: a new directory "
+    "under $XDG_STATE_HOME/runbook/tests.",
+)
+@click.option(
+    "--require-scenarios",
+    is_flag=True,
+    help="Fail (exit 1) when a section with steps has no scenario.",
+)
+@format_option
+def test_command(
+    playbooks: tuple[str, ...],
+    keyword: str | None,
+    transcripts: str | None,
+    require_scenarios: bool,
+    output_format: str,
+) -> None:
+    """Run every section that has a scenario against a fresh sandbox.
+
+    PLAYBOOKS default to playbooks/*.md. Each section runs as "runbook run
+    --target sandbox --yes" would; the report lists each result and every
+    section's coverage (verified, pending, no scenario, or manual). Exit
+    status: 0 when every section passed (or failed as its scenario's pending
+    mark expects), 1 otherwise, 2 for usage errors.
+
+    Example: runbook test playbooks/incident-response.md -k storage
+    """
+    import glob
+    import json
+    from pathlib import Path
+
+    from . import testing
+    from .errors import RunbookError
+    from .transcript import default_transcript_dir, default_transcript_path
+
+    paths = list(playbooks) or sorted(glob.glob("playbooks/*.md"))
+    if not paths:
+        raise click.UsageError(
+            "no playbook given and no playbooks/*.md here; name the files to test"
+        )
+    if transcripts:
+        directory = Path(transcripts)
+    else:
+        stamp = Path(default_transcript_path("tests")).stem
+        directory = default_transcript_dir().parent / "tests" / stamp
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.UsageError(
+            f"cannot create the transcript directory {str(directory)!r}: "
+            f"{error.strerror}; pass --transcripts DIR"
+        ) from error
+    try:
+        cases = testing.collect(paths, keyword)
+        rows = testing.coverage(paths)
+        outcomes = []
+        for case in cases:
+            if output_format == "text":
+                click.echo(f"running {case.node_id} ...", err=True)
+            outcomes.append(testing.run_case(case, directory))
+    except RunbookError as error:
+        raise _fail(error) from error
+    except KeyboardInterrupt:
+        click.echo("\nrunbook: interrupted", err=True)
+        sys.exit(130)
+    if output_format == "json":
+        data = {
+            "sections": [
+                {
+                    "playbook": o.case.playbook,
+                    "section": list(o.case.section_path),
+                    "scenario": o.case.scenario.path.name,
+                    "status": o.status,
+                    "exit_code": o.exit_code,
+                    "seconds": round(o.seconds, 3),
+                    "checks": o.checks,
+                    "stopped": o.stopped,
+                    "transcript": o.transcript,
+                }
+                for o in outcomes
+            ],
+            "coverage": [
+                {
+                    "playbook": r.playbook,
+                    "section": list(r.section_path),
+                    "line": r.line,
+                    "steps": r.steps,
+                    "state": r.state,
+                    "reason": r.reason,
+                }
+                for r in rows
+            ],
+        }
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(testing.render_report(outcomes, rows), nl=False)
+    uncovered = [r for r in rows if r.state == testing.NO_SCENARIO and r.steps]
+    failed = [o for o in outcomes if not o.ok]
+    sys.exit(1 if failed or (require_scenarios and uncovered) else 0)

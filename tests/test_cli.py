@@ -375,7 +375,7 @@ def test_edit_runs_edited_code(cli, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "command", ["list", "show", "run", "sandbox build", "sandbox clean"]
+    "command", ["list", "show", "run", "test", "sandbox build", "sandbox clean"]
 )
 def test_every_command_has_help_and_docs(cli, command):
     result = cli(*command.split(), "--help")
@@ -388,7 +388,7 @@ def test_every_command_has_help_and_docs(cli, command):
 def test_readme_test_command_matches_ci():
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text()
-    commands = re.findall(r"^(python3 -m pytest.*)$", readme, re.M)
+    commands = re.findall(r"^\./scripts/setup && (python3 -m pytest.*)$", readme, re.M)
     assert commands, "README names no test command"
     assert commands[0] in ci.splitlines()
 

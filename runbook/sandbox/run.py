@@ -266,11 +266,11 @@ def describe(sandbox: Sandbox) -> dict[str, object]:
     }
 
 
-def report(results: list[CheckResult], out: IO[str] | None = None) -> None:
-    stream = out or sys.stderr
+def report(results: list[CheckResult], say: Say | None = None) -> None:
+    say = say or _stderr
     for result in results:
         mark = "skip" if result.skipped else "ok  " if result.passed else "FAIL"
-        print(f"  {mark} {result.name}: {result.detail}", file=stream)
+        say(f"  {mark} {result.name}: {result.detail}")
 
 
 def sandbox_plan(request: RunRequest) -> tuple[Plan, SandboxLayout, Scenario]:
@@ -282,7 +282,11 @@ def sandbox_plan(request: RunRequest) -> tuple[Plan, SandboxLayout, Scenario]:
     """
     from ..commands import plan_run
     from ..plan import check_destructive, check_values
+    from ..targets import SandboxTarget, target_environment
 
+    # The steps run in the container, whose shell has none of this
+    # machine's environment.
+    request.environment = target_environment(SandboxTarget(), request.environment)
     plan = plan_run(request)
     layout, scenario = locate(plan)
     check_scenario_steps(scenario, plan)
@@ -349,23 +353,26 @@ def run_in_sandbox(
     request: RunRequest,
     stdout: IO[str] | None = None,
     on_ready: Callable[[Sandbox], None] | None = None,
+    say: Say | None = None,
 ) -> int:
     """``runbook run --target sandbox``: the whole sandbox run; the exit status.
 
     Exit status: the run's own, or 1 when every step passed but an output
     expectation or post-condition failed. ``on_ready`` sees the sandbox once
     its fault is in place (tests use it to learn the container's secrets).
+    ``say`` gets the sandbox's progress lines (default: standard error).
     """
+    say = say or _stderr
     from ..commands import execute
     from ..targets import DockerTarget
 
     plan, _, scenario = sandbox_plan(request)
     if scenario.pending:
-        _stderr(
+        say(
             f"sandbox: warning: {scenario.path.name} is marked pending, so this "
             f"section is expected to fail: {scenario.pending}"
         )
-    sandbox = prepare(plan, keep=request.keep)
+    sandbox = prepare(plan, keep=request.keep, say=say)
     try:
         if on_ready is not None:
             on_ready(sandbox)
@@ -399,8 +406,8 @@ def run_in_sandbox(
                     detail=check.detail,
                 )
             if checks:
-                _stderr(f"sandbox: checks of {scenario.path.name}:")
-                report(checks)
+                say(f"sandbox: checks of {scenario.path.name}:")
+                report(checks, say)
             failed = [check for check in checks if not check.passed]
             if failed and result.exit_code == 0:
                 result.stopped = result.stopped or (
@@ -423,7 +430,7 @@ def run_in_sandbox(
         return result.exit_code
     finally:
         if request.keep:
-            _stderr(
+            say(
                 f"sandbox: container {sandbox.server.id[:12]} kept; enter it with "
                 f"'docker exec -it {sandbox.server.id[:12]} bash', remove it with "
                 f"'docker rm -f {sandbox.server.id[:12]}'"

@@ -535,3 +535,60 @@ def test_command(
     uncovered = [r for r in rows if r.state == testing.NO_SCENARIO and r.steps]
     failed = [o for o in outcomes if not o.ok]
     sys.exit(1 if failed or (require_scenarios and uncovered) else 0)
+
+
+@main.command("lint")
+@click.argument(
+    "playbooks", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str)
+)
+@click.option(
+    "--severity",
+    type=click.Choice(["info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Exit 1 when a finding has this severity or a higher one.",
+)
+@click.option(
+    "--retired",
+    "retired",
+    multiple=True,
+    metavar="NAME",
+    help="A name that must no longer appear in commands or paths (an old "
+    "project name after a rename); repeat for more.",
+)
+@click.option(
+    "--target",
+    metavar="TARGET",
+    help="Also check that each command exists there (local, docker:C, ssh:H); "
+    "this starts a shell on the target.",
+)
+@click.option("--no-shellcheck", is_flag=True, help="Skip the shellcheck rule (RB004).")
+@format_option
+def lint_command(
+    playbooks: tuple[str, ...],
+    severity: str,
+    retired: tuple[str, ...],
+    target: str | None,
+    no_shellcheck: bool,
+    output_format: str,
+) -> None:
+    """Check playbooks without running them: rule id, file:line, how to fix.
+
+    Rules: RB001 placeholders, RB002 variables in quoted heredocs, RB003
+    variables never set or mentioned, RB004 shellcheck, RB005 broken links,
+    RB006 destructive steps without confirm, RB007 retired names, RB008
+    commands missing on --target.
+
+    Example: runbook lint playbooks/*.md --retired quicproquo --retired qpq
+    """
+    from . import lint
+    from .errors import RunbookError
+
+    try:
+        findings = []
+        for path in playbooks:
+            findings += lint.lint(path, retired, target, not no_shellcheck)
+    except RunbookError as error:
+        raise _fail(error) from error
+    click.echo(lint.render(findings, output_format), nl=False)
+    sys.exit(1 if lint.at_or_above(findings, severity) else 0)

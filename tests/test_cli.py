@@ -375,7 +375,8 @@ def test_edit_runs_edited_code(cli, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "command", ["list", "show", "run", "test", "sandbox build", "sandbox clean"]
+    "command",
+    ["list", "show", "run", "test", "lint", "sandbox build", "sandbox clean"],
 )
 def test_every_command_has_help_and_docs(cli, command):
     result = cli(*command.split(), "--help")

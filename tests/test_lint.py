@@ -1,0 +1,89 @@
+"""runbook lint: every rule on a fixture playbook, severities, formats, targets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runbook import lint
+from runbook.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = str(ROOT / "tests" / "fixtures" / "lint" / "lint-cases.md")
+
+
+def _by_rule(findings: list[lint.Finding]) -> dict[str, list[tuple[int, str]]]:
+    rules: dict[str, list[tuple[int, str]]] = {}
+    for finding in findings:
+        rules.setdefault(finding.rule, []).append((finding.line, finding.message))
+    return rules
+
+
+def test_each_rule_finds_its_case() -> None:
+    rules = _by_rule(lint.lint(CASES, retired=["qpq"], use_shellcheck=False))
+    assert [line for line, _ in rules["RB001"]] == [11]
+    assert rules["RB002"] == [(18, rules["RB002"][0][1])]
+    assert "$QUOTED_KEY" in rules["RB002"][0][1]
+    assert [message.split()[0] for _, message in rules["RB003"]] == ["$NEVER_SET"]
+    assert [line for line, _ in rules["RB005"]] == [4, 5, 5]
+    assert [line for line, _ in rules["RB006"]] == [41, 51]
+    assert rules["RB007"] == [
+        (51, "retired name 'qpq' in a command; use the current name")
+    ]
+    assert "RB008" not in rules
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck missing")
+def test_shellcheck_findings_map_to_file_lines() -> None:
+    findings = [f for f in lint.lint(CASES) if f.rule == "RB004"]
+    codes = {(f.line, f.message.split(":")[0]) for f in findings}
+    assert (57, "SC2045") in codes
+    assert (57, "SC2086") in codes
+    assert not any(f.line == 11 for f in findings)  # placeholders do not confuse it
+
+
+def test_missing_shellcheck_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    findings = [f for f in lint.lint(CASES) if f.rule == "RB004"]
+    assert [(f.severity, f.line) for f in findings] == [("info", 1)]
+    assert "shellcheck is not installed" in findings[0].message
+
+
+def test_missing_command_on_target() -> None:
+    findings = lint.lint(CASES, target="local", use_shellcheck=False)
+    missing = {(f.line, f.message.split()[0]) for f in findings if f.rule == "RB008"}
+    assert (63, "'definitely-not-a-command-rb008'") in missing
+    assert not any(name in {"'cat'", "'rm'", "'systemctl'"} for _, name in missing)
+
+
+def test_command_names_skip_heredoc_bodies_and_keywords() -> None:
+    code = "X=1 sqlcipher db <<EOF\nSELECT 1;\nEOF\nif true; then ls | wc -l; fi\n"
+    assert lint.command_names(code) == [("sqlcipher", 1), ("ls", 4), ("wc", 4)]
+
+
+def test_cli_severity_decides_the_exit_status() -> None:
+    runner = CliRunner()
+    errors = runner.invoke(main, ["lint", CASES, "--no-shellcheck"])
+    assert errors.exit_code == 1
+    assert "lint-cases.md:18: RB002 error:" in errors.output
+    playbook = str(ROOT / "playbooks" / "incident-response.md")
+    clean = runner.invoke(
+        main, ["lint", playbook, "--severity", "error", "--retired", "quicproquo"]
+    )
+    assert clean.exit_code == 0, clean.output
+
+
+def test_cli_json_lists_findings() -> None:
+    result = CliRunner().invoke(
+        main,
+        ["lint", CASES, "--no-shellcheck", "--format", "json", "--severity", "error"],
+    )
+    data = json.loads(result.output)
+    assert {"rule", "severity", "file", "line", "message"} <= set(data[0])
+    assert result.exit_code == 1

@@ -255,7 +255,8 @@ def _links(path: str, playbook: Playbook) -> list[Finding]:
     for number, line in enumerate(text, 1):
         if number in code_lines:
             continue
-        for match in _LINK.finditer(line):
+        # Inline code (`[a](b)`) is not a link.
+        for match in _LINK.finditer(re.sub(r"`[^`]*`", "", line)):
             link = match.group(1)
             if re.match(r"^[a-z][a-z0-9+.-]*:", link, re.I):
                 continue  # http:, mailto: and other schemes are not checked

@@ -348,9 +348,9 @@ def run_command(
         status = commands.run(request)
     except RunbookError as error:
         raise _fail(error) from error
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         click.echo("\nrunbook: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(getattr(interrupt, "exit_status", 130))
     sys.exit(status)
 
 
@@ -459,7 +459,8 @@ def test_command(
     --target sandbox --yes" would; the report lists each result and every
     section's coverage (verified, pending, no scenario, or manual). Exit
     status: 0 when every section passed (or failed as its scenario's pending
-    mark expects), 1 otherwise, 2 for usage errors.
+    mark expects), 1 otherwise or when nothing ran, 2 for usage errors, 130
+    or 143 when interrupted (sections already finished are reported).
 
     Example: runbook test playbooks/incident-response.md -k storage
     """
@@ -481,6 +482,11 @@ def test_command(
     else:
         stamp = Path(default_transcript_path("tests")).stem
         directory = default_transcript_dir().parent / "tests" / stamp
+    if transcripts and not directory.parent.is_dir():
+        raise click.UsageError(
+            f"--transcripts {transcripts!r}: {str(directory.parent)!r} does not "
+            "exist; create it or pick another directory"
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -488,19 +494,36 @@ def test_command(
             f"cannot create the transcript directory {str(directory)!r}: "
             f"{error.strerror}; pass --transcripts DIR"
         ) from error
+    outcomes: list[testing.Outcome] = []
+    interrupted: int | None = None
     try:
         cases = testing.collect(paths, keyword)
         rows = testing.coverage(paths)
-        outcomes = []
+        if keyword and not cases:
+            raise click.UsageError(
+                f"-k {keyword!r} matches no section with a scenario; "
+                "'runbook test' without -k lists the coverage"
+            )
         for case in cases:
             if output_format == "text":
                 click.echo(f"running {case.node_id} ...", err=True)
-            outcomes.append(testing.run_case(case, directory))
+            outcome = testing.run_case(case, directory)
+            outcomes.append(outcome)
+            if output_format == "text":
+                click.echo(testing.render_outcome(outcome), nl=False)
+            if outcome.exit_code is not None and outcome.exit_code >= 128:
+                interrupted = outcome.exit_code
+                break
     except RunbookError as error:
         raise _fail(error) from error
-    except KeyboardInterrupt:
-        click.echo("\nrunbook: interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:
+        interrupted = getattr(interrupt, "exit_status", 130)
+    if interrupted is not None:
+        click.echo(
+            f"runbook: interrupted after {len(outcomes)} section(s); "
+            "later sections did not run",
+            err=True,
+        )
     if output_format == "json":
         data = {
             "sections": [
@@ -531,10 +554,14 @@ def test_command(
         }
         click.echo(json.dumps(data, indent=2))
     else:
-        click.echo(testing.render_report(outcomes, rows), nl=False)
+        click.echo(testing.render_summary(outcomes, rows), nl=False)
+    if interrupted is not None:
+        sys.exit(interrupted)
     uncovered = [r for r in rows if r.state == testing.NO_SCENARIO and r.steps]
     failed = [o for o in outcomes if not o.ok]
-    sys.exit(1 if failed or (require_scenarios and uncovered) else 0)
+    if not outcomes and output_format == "text":
+        click.echo("no section has a scenario; nothing ran", err=True)
+    sys.exit(1 if failed or not outcomes or (require_scenarios and uncovered) else 0)
 
 
 @main.command("lint")
@@ -584,8 +611,18 @@ def lint_command(
     from . import lint
     from .errors import RunbookError
 
+    if any(not name.strip() for name in retired):
+        raise click.UsageError(
+            "--retired needs a name; an empty one matches every line"
+        )
+    if target is not None and target.strip() == "sandbox":
+        raise click.UsageError(
+            "lint cannot check commands on --target sandbox, which exists only "
+            "during a run; start one with 'runbook run ... --target sandbox --keep' "
+            "and pass --target docker:CONTAINER"
+        )
+    findings = []
     try:
-        findings = []
         for path in playbooks:
             findings += lint.lint(path, retired, target, not no_shellcheck)
     except RunbookError as error:

@@ -13,6 +13,8 @@ line, and a message that says how to fix it.
 | RB006 | warning | a destructive command in a step without ``confirm`` |
 | RB007 | error | a retired name (``--retired``) in a command or path |
 | RB008 | error | a command that does not exist on ``--target`` |
+| RB009 | warning | a parse warning (an unclosed fence, a ``$ `` prompt in bash) |
+| RB000 | error | a file that cannot be read or parsed at all |
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import variables
+from .errors import RunbookError
 from .model import Playbook, Step
 from .playbook import load_playbook
 
@@ -45,7 +48,7 @@ DESTRUCTIVE = re.compile(
     r"|\bsed\s+-i\b",
     re.IGNORECASE,
 )
-_LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_FUNCTION = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*\(\)", re.MULTILINE)
 _SHELL_WORD = re.compile(r"[A-Za-z0-9_./+-]+")
 #: Words after which the next word is a command: `then ls`, `do echo`, `! grep`.
 _PREFIX_KEYWORDS = {
@@ -87,10 +90,20 @@ def lint(
     target: str | None = None,
     use_shellcheck: bool = True,
 ) -> list[Finding]:
-    """Return every finding for the playbook at ``path``, in line order."""
-    playbook = load_playbook(path)
+    """Return every finding for the playbook at ``path``, in line order.
+
+    A file that cannot be parsed gives one RB000 finding instead, so the
+    other files of a run are still checked.
+    """
+    try:
+        playbook = load_playbook(path)
+    except RunbookError as error:
+        return [Finding("RB000", "error", path, 1, str(error))]
     steps = list(_steps(playbook))
-    findings: list[Finding] = []
+    findings: list[Finding] = [
+        Finding("RB009", "warning", path, warning.line, warning.message)
+        for warning in playbook.warnings
+    ]
     findings += _placeholders(path, steps)
     findings += _quoted_heredocs(path, steps)
     findings += _undefined_variables(path, playbook, steps)
@@ -245,37 +258,53 @@ def _shellcheck(path: str, steps: list[Step]) -> list[Finding]:
 
 
 def _links(path: str, playbook: Playbook) -> list[Finding]:
+    """Links and images (inline and reference) to missing files or anchors."""
+    from urllib.parse import unquote, urlsplit
+
+    from markdown_it import MarkdownIt
+
+    text = Path(path).read_text(encoding="utf-8-sig")
+    tokens = MarkdownIt("commonmark").parse(text)
     base = Path(path).resolve().parent
     own_slugs = {section.slug for section in playbook.root.walk()}
     findings = []
-    code_lines: set[int] = set()
-    for step in _steps(playbook):
-        code_lines.update(range(step.start_line, step.end_line + 1))
-    text = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    for number, line in enumerate(text, 1):
-        if number in code_lines:
+    for block in tokens:
+        if block.type != "inline" or not block.children or not block.map:
             continue
-        # Inline code (`[a](b)`) is not a link.
-        for match in _LINK.finditer(re.sub(r"`[^`]*`", "", line)):
-            link = match.group(1)
-            if re.match(r"^[a-z][a-z0-9+.-]*:", link, re.I):
+        line = block.map[0] + 1
+        for token in block.children:
+            if token.type == "softbreak":
+                line += 1
+            if token.type not in ("link_open", "image"):
+                continue
+            link = str(token.attrGet("href") or token.attrGet("src") or "")
+            parts = urlsplit(link)
+            if parts.scheme or link.startswith("//"):
                 continue  # http:, mailto: and other schemes are not checked
-            file_part, _, anchor = link.partition("#")
+            file_part, anchor = unquote(parts.path), parts.fragment
             target = (base / file_part).resolve() if file_part else Path(path).resolve()
             if file_part and not target.exists():
                 findings.append(
-                    Finding("RB005", "error", path, number,
-                            f"link to {file_part!r}: no such file next to the playbook")
+                    Finding("RB005", "error", path, line,
+                            f"link to {link!r}: no such file next to the playbook")
                 )  # fmt: skip
                 continue
-            if anchor and target.suffix == ".md":
+            if not anchor or target.suffix != ".md":
+                continue
+            try:
                 slugs = own_slugs if not file_part else _slugs(target)
-                if anchor not in slugs:
-                    findings.append(
-                        Finding("RB005", "error", path, number,
-                                f"link to {link!r}: {target.name} has no heading "
-                                f"with the anchor #{anchor}")
-                    )  # fmt: skip
+            except (RunbookError, OSError) as error:
+                findings.append(
+                    Finding("RB005", "error", path, line,
+                            f"link to {link!r}: cannot read its headings: {error}")
+                )  # fmt: skip
+                continue
+            if anchor not in slugs:
+                findings.append(
+                    Finding("RB005", "error", path, line,
+                            f"link to {link!r}: {target.name} has no heading "
+                            f"with the anchor #{anchor}")
+                )  # fmt: skip
     return findings
 
 
@@ -328,10 +357,25 @@ def _retired(path: str, steps: list[Step], retired: Sequence[str]) -> list[Findi
 
 
 def command_names(code: str) -> list[tuple[str, int]]:
-    """The first word of each simple command, with its 1-based line (a heuristic)."""
+    """The first word of each simple command, with its 1-based line (a heuristic).
+
+    Backslash continuations are joined first, and names of functions that
+    the code defines are left out.
+    """
     names = []
     heredoc_end: str | None = None
-    for number, line in enumerate(code.splitlines(), 1):
+    joined: list[tuple[int, str]] = []
+    pending = ""
+    for number, raw in enumerate(code.splitlines(), 1):
+        if pending:
+            joined[-1] = (joined[-1][0], pending + raw)
+        else:
+            joined.append((number, raw))
+        text = joined[-1][1]
+        pending = text[:-1] + " " if text.endswith("\\") else ""
+    functions = set(_FUNCTION.findall(code))
+    functions |= set(re.findall(r"\bfunction\s+([A-Za-z_][\w-]*)", code))
+    for number, line in joined:
         stripped = line.strip()
         if heredoc_end is not None:
             if stripped == heredoc_end:
@@ -354,7 +398,9 @@ def command_names(code: str) -> list[tuple[str, int]]:
             ):
                 continue
             word = words[0]
-            if word in _SHELL_KEYWORDS or not _SHELL_WORD.fullmatch(word):
+            if word in _SHELL_KEYWORDS or word in functions:
+                continue
+            if not _SHELL_WORD.fullmatch(word):
                 continue
             names.append((word, number))
     return names

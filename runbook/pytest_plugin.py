@@ -13,6 +13,7 @@ the run until the mark is removed.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +72,13 @@ class PlaybookFile(pytest.File):
             find_layout(self.path.resolve().parent)
         except Exception:  # not a playbook of a sandbox checkout: nothing to run
             return
-        for case in collect([str(self.path)]):
+        from .errors import RunbookError
+
+        try:
+            cases = collect([str(self.path)])
+        except RunbookError as error:
+            raise self.CollectError(str(error)) from error
+        for case in cases:
             item = SectionItem.from_parent(self, name=case.node_id, case=case)
             if case.scenario.pending:
                 mark = pytest.mark.xfail(reason=case.scenario.pending, strict=True)
@@ -94,6 +101,8 @@ class SectionItem(pytest.Item):
         option = self.config.getoption("--runbook-transcripts")
         directory = Path(option or tempfile.mkdtemp(prefix="runbook-transcripts-"))
         outcome = run_case(self.case, directory)
+        if outcome.exit_code == 0 and not option:
+            shutil.rmtree(directory, ignore_errors=True)  # kept only for a failure
         if outcome.exit_code != 0:
             lines = [f"{self.case.node_id}: exit status {outcome.exit_code}"]
             lines += [

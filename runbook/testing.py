@@ -25,6 +25,7 @@ VERIFIED = "verified"
 PENDING = "pending"
 NO_SCENARIO = "no scenario"
 MANUAL = "manual"
+PARENT = "parent"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Outcome:
 def collect(playbooks: Iterable[str], keyword: str | None = None) -> list[Case]:
     """Return a case for each section of ``playbooks`` that has a scenario."""
     from .sandbox.layout import find_layout
-    from .sandbox.scenarios import load_scenario
+    from .sandbox.scenarios import ScenarioError, load_scenario
 
     cases = []
     for path in playbooks:
@@ -77,7 +78,12 @@ def collect(playbooks: Iterable[str], keyword: str | None = None) -> list[Case]:
             scenario = load_scenario(scenario_path)
             if scenario.playbook != Path(path).name:
                 continue
-            section = playbook.find_section(scenario.section)
+            try:
+                section = playbook.find_section(scenario.section)
+            except RunbookError as error:
+                raise ScenarioError(
+                    f"{scenario_path}: section {scenario.section!r}: {error}"
+                ) from error
             case = Case(path, section.path, section.slug, section.start_line, scenario)
             if keyword and keyword.lower() not in " ".join(case.section_path).lower():
                 continue
@@ -114,7 +120,9 @@ def run_case(case: Case, transcript_dir: Path | None = None) -> Outcome:
     seconds = time.monotonic() - started
     checks: list[dict[str, Any]] = []
     stopped = error
-    if transcript is not None and Path(transcript).exists():
+    if transcript is not None and not Path(transcript).exists():
+        transcript = None  # the run stopped before it opened one
+    if transcript is not None:
         for record in read_transcript(transcript):
             if record["type"] == "check":
                 checks.append(record)
@@ -152,7 +160,7 @@ class CoverageRow:
 def coverage(playbooks: Iterable[str]) -> list[CoverageRow]:
     """Every section of ``playbooks``: verified, pending, no scenario, or manual."""
     from .sandbox.layout import find_layout
-    from .sandbox.scenarios import load_scenario
+    from .sandbox.scenarios import ScenarioError, load_scenario
 
     rows = []
     for path in playbooks:
@@ -162,7 +170,13 @@ def coverage(playbooks: Iterable[str]) -> list[CoverageRow]:
         for scenario_path in sorted(layout.scenario_dir.glob("*.yaml")):
             scenario = load_scenario(scenario_path)
             if scenario.playbook == Path(path).name:
-                covered[playbook.find_section(scenario.section).path] = scenario
+                try:
+                    section = playbook.find_section(scenario.section)
+                except RunbookError as error:
+                    raise ScenarioError(
+                        f"{scenario_path}: section {scenario.section!r}: {error}"
+                    ) from error
+                covered[section.path] = scenario
         for section in _sections(playbook):
             own = len(section.steps)
             scenario = _covering(section, covered)
@@ -175,6 +189,8 @@ def coverage(playbooks: Iterable[str]) -> list[CoverageRow]:
                 )
             elif not section.all_steps():
                 state, reason = MANUAL, "no shell steps"
+            elif not own:
+                state, reason = PARENT, "steps only in subsections"
             else:
                 state, reason = NO_SCENARIO, ""
             rows.append(
@@ -202,45 +218,61 @@ def _covering(section: Section, covered: dict[tuple[str, ...], Any]) -> Any:
     return None
 
 
-def render_report(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
+MARKS = {
+    "passed": "PASS ",
+    "failed": "FAIL ",
+    "error": "ERROR",
+    "expected failure": "XFAIL",
+    "unexpected pass": "XPASS",
+}
+
+
+def render_outcome(outcome: Outcome) -> str:
+    """One section's result line, and what went wrong when it did not pass."""
+    checks = sum(1 for check in outcome.checks if check.get("passed"))
+    lines = [
+        f"{MARKS[outcome.status]} {outcome.case.node_id}  "
+        f"({outcome.case.scenario.path.name}, {outcome.seconds:.1f} s, "
+        f"{checks}/{len(outcome.checks)} checks)"
+    ]
+    if not outcome.ok:
+        for check in outcome.checks:
+            if not check.get("passed"):
+                detail = str(check["detail"]).replace("\n", "\n        ")
+                lines.append(f"      check failed: {check['name']}: {detail}")
+        if outcome.stopped:
+            lines.append(f"      stopped: {outcome.stopped}")
+        if outcome.status == "unexpected pass":
+            lines.append(
+                "      the scenario is marked pending but passed: remove 'pending'"
+            )
+        if outcome.transcript:
+            lines.append(f"      transcript: {outcome.transcript}")
+    return "\n".join(lines) + "\n"
+
+
+def render_summary(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
+    """The coverage list, with this run's results, and the counts."""
+    results = {outcome.case.section_path: outcome for outcome in outcomes}
     lines = []
-    for outcome in outcomes:
-        mark = {
-            "passed": "PASS ",
-            "failed": "FAIL ",
-            "error": "ERROR",
-            "expected failure": "XFAIL",
-            "unexpected pass": "XPASS",
-        }[outcome.status]
-        checks = sum(1 for check in outcome.checks if check.get("passed"))
-        lines.append(
-            f"{mark} {outcome.case.node_id}  ({outcome.case.scenario.path.name}, "
-            f"{outcome.seconds:.1f} s, {checks}/{len(outcome.checks)} checks)"
-        )
-        if not outcome.ok:
-            for check in outcome.checks:
-                if not check.get("passed"):
-                    lines.append(
-                        f"      check failed: {check['name']}: {check['detail']}"
-                    )
-            if outcome.stopped:
-                lines.append(f"      stopped: {outcome.stopped}")
-            if outcome.status == "unexpected pass":
-                lines.append(
-                    "      the scenario is marked pending but passed: remove 'pending'"
-                )
-            if outcome.transcript:
-                lines.append(f"      transcript: {outcome.transcript}")
     if rows:
         lines.append("")
         lines.append("coverage:")
-        for row in rows:
-            indent = "  " * (len(row.section_path) - 1)
-            detail = f" ({row.reason})" if row.reason else ""
-            lines.append(
-                f"  {row.state:<12} {indent}{row.section_path[-1]}  "
-                f"[{row.steps} steps, line {row.line}]{detail}"
-            )
+    for row in rows:
+        state = row.state
+        if state in (VERIFIED, PENDING) and outcomes:
+            outcome = _covering_outcome(row.section_path, results)
+            if outcome is None:
+                state = "not run"
+            elif not outcome.ok:
+                state = outcome.status
+        indent = "  " * (len(row.section_path) - 1)
+        detail = f" ({row.reason})" if row.reason else ""
+        steps = f"{row.steps} step" + ("" if row.steps == 1 else "s")
+        lines.append(
+            f"  {state:<12} {indent}{row.section_path[-1]}  "
+            f"[{steps}, line {row.line}]{detail}"
+        )
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
@@ -252,3 +284,18 @@ def render_report(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
         "scenario"
     )
     return "\n".join(lines) + "\n"
+
+
+def render_report(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
+    """Every result line, then the coverage and the counts."""
+    return "".join(render_outcome(o) for o in outcomes) + render_summary(outcomes, rows)
+
+
+def _covering_outcome(
+    path: tuple[str, ...], results: dict[tuple[str, ...], Outcome]
+) -> Outcome | None:
+    while path:
+        if path in results:
+            return results[path]
+        path = path[:-1]
+    return None

@@ -87,3 +87,34 @@ def test_cli_json_lists_findings() -> None:
     data = json.loads(result.output)
     assert {"rule", "severity", "file", "line", "message"} <= set(data[0])
     assert result.exit_code == 1
+
+
+def test_links_come_from_markdown_not_lines(tmp_path) -> None:
+    (tmp_path / "here dir").mkdir()
+    (tmp_path / "here dir" / "f.md").write_text("# F\n")
+    playbook = tmp_path / "p.md"
+    playbook.write_text(
+        "# P\n\n![image](missing.png) [ref][r1] [spaced](here%20dir/f.md?x=1)\n"
+        "[two\nlines](gone2.md)\n\n[r1]: gone.md\n\n"
+        "```text\n[in code](in-code.md)\n```\n\n    [indented](also-code.md)\n"
+    )
+    findings = lint.lint(str(playbook), use_shellcheck=False)
+    assert [(f.line, f.message.split(":")[0]) for f in findings] == [
+        (3, "link to 'missing.png'"),
+        (3, "link to 'gone.md'"),
+        (4, "link to 'gone2.md'"),
+    ]
+
+
+def test_parse_problems_and_unreadable_files_are_findings(tmp_path) -> None:
+    playbook = tmp_path / "open.md"
+    playbook.write_text("# P\n\n```bash\n$ echo hi\n```\n\n```bash\necho open\n")
+    findings = lint.lint(str(playbook), use_shellcheck=False)
+    assert [(f.rule, f.line) for f in findings] == [("RB009", 4), ("RB009", 7)]
+    missing = lint.lint(str(tmp_path / "absent.md"))
+    assert [(f.rule, f.severity) for f in missing] == [("RB000", "error")]
+
+
+def test_functions_and_continuations_are_not_commands() -> None:
+    code = "greet() { echo hi; }\ngreet\nfunction other { :; }\nother\necho a \\\n  b\n"
+    assert lint.command_names(code) == []

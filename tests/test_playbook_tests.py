@@ -58,17 +58,12 @@ def test_runbook_test_runs_a_section(
     assert len(list(tmp_path.glob("*.jsonl"))) == 1
 
 
-@pytest.mark.docker
-def test_runbook_test_requires_scenarios_when_asked(
-    testserver_image: str, tmp_path: Path
-) -> None:
+def test_runbook_test_rejects_a_keyword_that_matches_nothing() -> None:
     result = CliRunner().invoke(
-        main,
-        ["test", PLAYBOOK, "-k", "no such section", "--require-scenarios"],
-        catch_exceptions=False,
+        main, ["test", PLAYBOOK, "-k", "no such section"], catch_exceptions=False
     )
-    assert result.exit_code == 1
-    assert "no section ran" in result.output
+    assert result.exit_code == 2
+    assert "-k 'no such section' matches no section with a scenario" in result.output
 
 
 @pytest.mark.docker

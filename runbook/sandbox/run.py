@@ -372,7 +372,7 @@ def run_in_sandbox(
             f"sandbox: warning: {scenario.path.name} is marked pending, so this "
             f"section is expected to fail: {scenario.pending}"
         )
-    sandbox = prepare(plan, keep=request.keep, say=say)
+    sandbox = _prepare_with_signals(plan, request.keep, say)
     try:
         if on_ready is not None:
             on_ready(sandbox)
@@ -381,6 +381,9 @@ def run_in_sandbox(
         selected = {planned.number for planned in plan.steps} - set(scenario.skip)
 
         def finish(result: RunResult, transcript: Transcript) -> int | None:
+            if result.exit_code >= 128:
+                say("sandbox: the run was interrupted; no check ran")
+                return None
             outputs = {
                 record.planned.number: record.outcome.output
                 for record in result.records
@@ -437,6 +440,36 @@ def run_in_sandbox(
             )
         else:
             sandbox.server.stop()
+
+
+class SandboxTerminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived while the sandbox was being prepared."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.exit_status = 128 + signum
+
+
+def _prepare_with_signals(plan: Plan, keep: bool, say: Say) -> Sandbox:
+    """Prepare the sandbox; SIGTERM and SIGHUP remove its container and end the run."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return prepare(plan, keep=keep, say=say)
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SandboxTerminated(signum)
+
+    previous = {
+        number: signal.signal(number, terminate)
+        for number in (signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        return prepare(plan, keep=keep, say=say)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _server_setting_names(layout: SandboxLayout) -> dict[str, str]:

@@ -357,7 +357,7 @@ def _retired(path: str, steps: list[Step], retired: Sequence[str]) -> list[Findi
 
 
 def command_names(code: str) -> list[tuple[str, int]]:
-    """The first word of each simple command, with its 1-based line (a heuristic).
+    """Return the first word of each simple command and its line (a heuristic).
 
     Backslash continuations are joined first, and names of functions that
     the code defines are left out.

@@ -53,7 +53,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
 
 
 def _named_on_command_line(config: pytest.Config, path: Path) -> bool:
-    """Whether ``path`` is, or lies under, an argument given on the command line.
+    """Tell whether ``path`` is, or lies under, a command-line argument.
 
     Paths that come from the ``testpaths`` setting do not count.
     """

@@ -158,7 +158,7 @@ class CoverageRow:
 
 
 def coverage(playbooks: Iterable[str]) -> list[CoverageRow]:
-    """Every section of ``playbooks``: verified, pending, no scenario, or manual."""
+    """List every section of ``playbooks``: verified, pending, no scenario, manual."""
     from .sandbox.layout import find_layout
     from .sandbox.scenarios import ScenarioError, load_scenario
 
@@ -209,7 +209,7 @@ def _sections(playbook: Playbook) -> Iterator[Section]:
 
 
 def _covering(section: Section, covered: dict[tuple[str, ...], Any]) -> Any:
-    """The scenario of this section or of the nearest ancestor that has one."""
+    """Return the scenario of this section or of its nearest ancestor with one."""
     path = section.path
     while path:
         if path in covered:
@@ -228,7 +228,7 @@ MARKS = {
 
 
 def render_outcome(outcome: Outcome) -> str:
-    """One section's result line, and what went wrong when it did not pass."""
+    """Render one section's result line, and what went wrong when it failed."""
     checks = sum(1 for check in outcome.checks if check.get("passed"))
     lines = [
         f"{MARKS[outcome.status]} {outcome.case.node_id}  "
@@ -252,7 +252,7 @@ def render_outcome(outcome: Outcome) -> str:
 
 
 def render_summary(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
-    """The coverage list, with this run's results, and the counts."""
+    """Render the coverage list, with this run's results, and the counts."""
     results = {outcome.case.section_path: outcome for outcome in outcomes}
     lines = []
     if rows:
@@ -287,7 +287,7 @@ def render_summary(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
 
 
 def render_report(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
-    """Every result line, then the coverage and the counts."""
+    """Render every result line, then the coverage and the counts."""
     return "".join(render_outcome(o) for o in outcomes) + render_summary(outcomes, rows)
 
 

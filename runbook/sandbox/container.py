@@ -40,7 +40,7 @@ READY_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class ContainerOptions:
-    """How a fault needs the container to be started."""
+    """The container settings a fault needs from the start."""
 
     #: Size of a tmpfs mounted on the data directory (e.g. "48m"); None: none.
     data_tmpfs_size: str | None = None
@@ -206,7 +206,7 @@ class ServerContainer:
             return error.code, error.read().decode("utf-8", "replace")
 
     def metric(self, name: str) -> float | None:
-        """The value of one sample without labels in /metrics, or None."""
+        """Return the value of one sample without labels in /metrics, or None."""
         _, text = self.http_get("/metrics")
         for line in text.splitlines():
             if line.startswith("#"):

@@ -106,7 +106,7 @@ def prepare(
 
 
 def server_values(sandbox: Sandbox, plan: Plan) -> dict[str, str]:
-    """The server's settings that the plan's steps refer to, as run values."""
+    """Return the server's settings that the plan's steps refer to, as run values."""
     used: set[str] = set()
     for planned in plan.steps:
         used |= {
@@ -254,7 +254,7 @@ def _stderr(message: str) -> None:
 
 
 def describe(sandbox: Sandbox) -> dict[str, object]:
-    """The sandbox record for the transcript (no secrets)."""
+    """Return the sandbox record for the transcript (no secrets)."""
     return {
         "image": sandbox.server.image,
         "container": sandbox.server.id[:12],
@@ -269,7 +269,12 @@ def describe(sandbox: Sandbox) -> dict[str, object]:
 def report(results: list[CheckResult], say: Say | None = None) -> None:
     say = say or _stderr
     for result in results:
-        mark = "skip" if result.skipped else "ok  " if result.passed else "FAIL"
+        if result.skipped:
+            mark = "skip"
+        elif result.passed:
+            mark = "ok  "
+        else:
+            mark = "FAIL"
         say(f"  {mark} {result.name}: {result.detail}")
 
 
@@ -314,7 +319,7 @@ def check_scenario_steps(scenario: Scenario, plan: Plan) -> None:
 
 
 def dry_run_header(request: RunRequest) -> tuple[Plan, str]:
-    """The plan of a sandbox dry run, and lines that say what the sandbox would do."""
+    """Return a sandbox dry run's plan and lines that describe what it would do."""
     plan, layout, scenario = sandbox_plan(request)
     fault = get_fault(scenario.fault)
     supplied = sorted(

@@ -99,7 +99,7 @@ def lint(
         playbook = load_playbook(path)
     except RunbookError as error:
         return [Finding("RB000", "error", path, 1, str(error))]
-    steps = list(_steps(playbook))
+    steps = list(playbook.root.all_steps())
     findings: list[Finding] = [
         Finding("RB009", "warning", path, warning.line, warning.message)
         for warning in playbook.warnings
@@ -132,11 +132,6 @@ def render(findings: list[Finding], output_format: str = "text") -> str:
         f"{counts['warning']} warning, {counts['info']} info"
     )
     return "\n".join(lines) + "\n"
-
-
-def _steps(playbook: Playbook) -> Iterable[Step]:
-    for section in playbook.root.walk():
-        yield from section.steps
 
 
 def _line(step: Step, code_line: int) -> int:

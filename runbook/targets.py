@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidTarget
+from .workdir import process_exists
 
 log = logging.getLogger(__name__)
 
@@ -383,12 +384,8 @@ def stale_remote_dirs(listing: str, own: str) -> list[str]:
         match = re.fullmatch(r"runbook\.(.+)-(\d+)\.[A-Za-z0-9]+", name)
         if path == own or match is None or match.group(1) != host:
             continue
-        try:
-            os.kill(int(match.group(2)), 0)
-        except ProcessLookupError:
+        if not process_exists(int(match.group(2))):
             stale.append(path)
-        except PermissionError:
-            continue
     return stale
 
 

@@ -67,28 +67,22 @@ class Outcome:
 
 def collect(playbooks: Iterable[str], keyword: str | None = None) -> list[Case]:
     """Return a case for each section of ``playbooks`` that has a scenario."""
-    from .sandbox.layout import find_layout
-    from .sandbox.scenarios import ScenarioError, load_scenario
-
     cases = []
     for path in playbooks:
-        playbook = load_playbook(path)
-        layout = find_layout(Path(path).resolve().parent)
-        for scenario_path in sorted(layout.scenario_dir.glob("*.yaml")):
-            scenario = load_scenario(scenario_path)
-            if scenario.playbook != Path(path).name:
-                continue
-            try:
-                section = playbook.find_section(scenario.section)
-            except RunbookError as error:
-                raise ScenarioError(
-                    f"{scenario_path}: section {scenario.section!r}: {error}"
-                ) from error
+        for scenario, section in _scenarios(path, load_playbook(path)):
             case = Case(path, section.path, section.slug, section.start_line, scenario)
             if keyword and keyword.lower() not in " ".join(case.section_path).lower():
                 continue
             cases.append(case)
     return cases
+
+
+def _scenarios(path: str, playbook: Playbook) -> list[tuple[Any, Section]]:
+    from .sandbox.layout import find_layout
+    from .sandbox.scenarios import scenarios_for
+
+    layout = find_layout(Path(path).resolve().parent)
+    return scenarios_for(layout.scenario_dir, path, playbook)
 
 
 def run_case(case: Case, transcript_dir: Path | None = None) -> Outcome:
@@ -159,27 +153,15 @@ class CoverageRow:
 
 def coverage(playbooks: Iterable[str]) -> list[CoverageRow]:
     """List every section of ``playbooks``: verified, pending, no scenario, manual."""
-    from .sandbox.layout import find_layout
-    from .sandbox.scenarios import ScenarioError, load_scenario
-
     rows = []
     for path in playbooks:
         playbook = load_playbook(path)
-        layout = find_layout(Path(path).resolve().parent)
-        covered: dict[tuple[str, ...], Any] = {}
-        for scenario_path in sorted(layout.scenario_dir.glob("*.yaml")):
-            scenario = load_scenario(scenario_path)
-            if scenario.playbook == Path(path).name:
-                try:
-                    section = playbook.find_section(scenario.section)
-                except RunbookError as error:
-                    raise ScenarioError(
-                        f"{scenario_path}: section {scenario.section!r}: {error}"
-                    ) from error
-                covered[section.path] = scenario
+        covered = {
+            section.path: scenario for scenario, section in _scenarios(path, playbook)
+        }
         for section in _sections(playbook):
             own = len(section.steps)
-            scenario = _covering(section, covered)
+            scenario = _nearest(section.path, covered)
             if scenario is not None:
                 state = PENDING if scenario.pending else VERIFIED
                 # The reason once, on the section the scenario names.
@@ -200,20 +182,17 @@ def coverage(playbooks: Iterable[str]) -> list[CoverageRow]:
 
 
 def _sections(playbook: Playbook) -> Iterator[Section]:
-    def walk(section: Section) -> Iterator[Section]:
-        for child in section.children:
-            yield child
-            yield from walk(child)
-
-    yield from walk(playbook.root)
+    """Yield every section below the root, in document order."""
+    for section in playbook.root.walk():
+        if section is not playbook.root:
+            yield section
 
 
-def _covering(section: Section, covered: dict[tuple[str, ...], Any]) -> Any:
-    """Return the scenario of this section or of its nearest ancestor with one."""
-    path = section.path
+def _nearest(path: tuple[str, ...], mapping: dict[tuple[str, ...], Any]) -> Any:
+    """Return the value for ``path`` or for its nearest ancestor, or None."""
     while path:
-        if path in covered:
-            return covered[path]
+        if path in mapping:
+            return mapping[path]
         path = path[:-1]
     return None
 
@@ -261,7 +240,7 @@ def render_summary(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
     for row in rows:
         state = row.state
         if state in (VERIFIED, PENDING) and outcomes:
-            outcome = _covering_outcome(row.section_path, results)
+            outcome = _nearest(row.section_path, results)
             if outcome is None:
                 state = "not run"
             elif not outcome.ok:
@@ -289,13 +268,3 @@ def render_summary(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
 def render_report(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
     """Render every result line, then the coverage and the counts."""
     return "".join(render_outcome(o) for o in outcomes) + render_summary(outcomes, rows)
-
-
-def _covering_outcome(
-    path: tuple[str, ...], results: dict[tuple[str, ...], Outcome]
-) -> Outcome | None:
-    while path:
-        if path in results:
-            return results[path]
-        path = path[:-1]
-    return None

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import socket
 import time
 import urllib.error
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..workdir import process_exists
 from .docker import DockerError, docker, docker_text, require_engine
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class ServerContainer:
         self.ssh_public_key = ssh_public_key
         self.db_key = secrets.token_hex(32)
         self.auth_token = secrets.token_hex(24)
-        self.server_env = _read_env_file(defaults_env_file)
+        self.server_env = read_env_file(defaults_env_file)
         self.server_env.update(self.options.server_env)
         self.server_env["QPC_DB_KEY"] = self.db_key
         self.server_env["QPC_AUTH_TOKEN"] = self.auth_token
@@ -248,7 +250,7 @@ class ServerContainer:
 
     def admin(self, *args: str) -> str:
         """Run qpc-admin with the server's environment file; return its output."""
-        quoted = " ".join(_quote(arg) for arg in args)
+        quoted = " ".join(shlex.quote(arg) for arg in args)
         _, output = self.exec(f"qpc-admin --env-file {ENV_FILE} {quoted}")
         return output
 
@@ -315,7 +317,7 @@ def remove_leftovers(everything: bool = False) -> list[str]:
         container, owner, keep = (line.split("|") + ["", ""])[:3]
         owner_host, _, pid = owner.rpartition(":")
         other_host = owner_host != host
-        live = not other_host and pid.isdigit() and _alive(int(pid))
+        live = not other_host and pid.isdigit() and process_exists(int(pid))
         if not everything and (keep.strip() == "1" or live or other_host):
             continue
         docker("rm", "--force", "--volumes", container, check=False, timeout=60)
@@ -325,16 +327,6 @@ def remove_leftovers(everything: bool = False) -> list[str]:
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _tmpfs_mounts(options: ContainerOptions) -> dict[str, str]:
     mounts = {"/run": "", "/run/lock": "", "/tmp": "size=256m"}
     if options.data_tmpfs_size:
@@ -342,7 +334,8 @@ def _tmpfs_mounts(options: ContainerOptions) -> dict[str, str]:
     return mounts
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
+    """Return the NAME=VALUE settings of an env file, comments left out."""
     values: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
@@ -356,9 +349,3 @@ def _format_env_file(values: Mapping[str, str]) -> str:
     lines = ["# Written by runbook's sandbox for this container."]
     lines += [f"{key}={value}" for key, value in values.items()]
     return "\n".join(lines) + "\n"
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)

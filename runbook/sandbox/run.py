@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING
 
 from .. import variables
 from ..plan import Plan
-from .container import ENV_FILE, ServerContainer
+from .container import ENV_FILE, ServerContainer, read_env_file
 from .docker import DockerError
 from .faults import PROOF_TIMEOUT, client_command, get_fault
 from .image import ensure_image
@@ -107,15 +107,20 @@ def prepare(
 
 def server_values(sandbox: Sandbox, plan: Plan) -> dict[str, str]:
     """Return the server's settings that the plan's steps refer to, as run values."""
-    used: set[str] = set()
-    for planned in plan.steps:
-        used |= {
-            ref.name for ref in variables.find_variable_references(planned.step.code)
-        }
+    used = _referenced_names(plan)
     return {
         name: value
         for name, value in sandbox.server.server_env.items()
         if name in used and name not in plan.values
+    }
+
+
+def _referenced_names(plan: Plan) -> set[str]:
+    """Return the variables that the plan's steps expand."""
+    return {
+        reference.name
+        for planned in plan.steps
+        for reference in variables.find_variable_references(planned.step.code)
     }
 
 
@@ -322,15 +327,7 @@ def dry_run_header(request: RunRequest) -> tuple[Plan, str]:
     """Return a sandbox dry run's plan and lines that describe what it would do."""
     plan, layout, scenario = sandbox_plan(request)
     fault = get_fault(scenario.fault)
-    supplied = sorted(
-        name
-        for name in _server_setting_names(layout)
-        if any(
-            ref.name == name
-            for planned in plan.steps
-            for ref in variables.find_variable_references(planned.step.code)
-        )
-    )
+    supplied = sorted(set(_server_setting_names(layout)) & _referenced_names(plan))
     lines = [
         f"sandbox: scenario {scenario.path.name}, fault {fault.name} ({fault.summary})"
     ]
@@ -478,14 +475,6 @@ def _prepare_with_signals(plan: Plan, keep: bool, say: Say) -> Sandbox:
 
 
 def _server_setting_names(layout: SandboxLayout) -> dict[str, str]:
-    """Names the sandbox supplies from the server's settings, for the early check."""
-    names = _read_env_names(layout.fixtures / "image" / "qpc-server.env")
+    """Return the names the sandbox supplies from the server's settings."""
+    names = read_env_file(layout.fixtures / "image" / "qpc-server.env")
     return dict.fromkeys([*names, "QPC_DB_KEY", "QPC_AUTH_TOKEN"], "set-by-sandbox")
-
-
-def _read_env_names(path: Path) -> list[str]:
-    names = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            names.append(line.split("=", 1)[0].strip())
-    return names

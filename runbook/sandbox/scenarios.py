@@ -31,10 +31,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RunbookError, UsageError
 from .faults import FAULTS
+
+if TYPE_CHECKING:
+    from ..model import Playbook, Section
 
 POST_CONDITIONS = (
     "service_active",
@@ -130,15 +133,16 @@ def load_scenario(path: Path) -> Scenario:
     )
 
 
-def find_scenario(
-    directory: Path, playbook_path: str, section_path: tuple[str, ...]
-) -> Scenario:
-    """Return the scenario for a section, chosen by playbook file name and section."""
-    from ..playbook import load_playbook
+def scenarios_for(
+    directory: Path, playbook_path: str, playbook: Playbook
+) -> list[tuple[Scenario, Section]]:
+    """Load the scenarios in ``directory`` for one playbook, each with its section.
 
+    A scenario belongs to the playbook whose file name it gives. A section
+    that cannot be found is an error that names the scenario file.
+    """
     name = Path(playbook_path).name
-    playbook = load_playbook(playbook_path)
-    found = []
+    pairs = []
     for path in sorted(directory.glob("*.yaml")):
         scenario = load_scenario(path)
         if scenario.playbook != name:
@@ -149,20 +153,25 @@ def find_scenario(
             raise ScenarioError(
                 f"{path}: section {scenario.section!r}: {error}"
             ) from error
-        if section.path == section_path:
-            found.append(scenario)
+        pairs.append((scenario, section))
+    return pairs
+
+
+def find_scenario(
+    directory: Path, playbook_path: str, section_path: tuple[str, ...]
+) -> Scenario:
+    """Return the scenario for a section, chosen by playbook file name and section."""
+    from ..playbook import load_playbook
+
+    pairs = scenarios_for(directory, playbook_path, load_playbook(playbook_path))
+    found = [scenario for scenario, section in pairs if section.path == section_path]
     if not found:
-        available = [
-            f"{s.section!r} ({s.path.name})"
-            for s in (load_scenario(p) for p in sorted(directory.glob("*.yaml")))
-            if s.playbook == name
-        ]
-        listed = ", ".join(available) or "none"
+        listed = ", ".join(f"{s.section!r} ({s.path.name})" for s, _ in pairs) or "none"
         raise ScenarioError(
             f"no scenario in {directory} for section {' / '.join(section_path)!r} of "
-            f"{name}; sections with a scenario: {listed}. Add a YAML file there "
-            "(the README's Scenarios section shows the format), or use "
-            "--target docker:CONTAINER"
+            f"{Path(playbook_path).name}; sections with a scenario: {listed}. Add a "
+            "YAML file there (the README's Scenarios section shows the format), or "
+            "use --target docker:CONTAINER"
         )
     if len(found) > 1:
         raise ScenarioError(

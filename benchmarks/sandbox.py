@@ -8,13 +8,13 @@ Measures, in one run:
    changed, so Docker reuses the package layers and redoes the rest (what a
    developer pays after editing the server);
 3. cold build (only with ``--cold``): the same copy built with
-   ``--no-cache``, every layer from scratch; the base image bootstrap is
-   timed separately when ``--bootstrap`` removes and remakes it;
+   ``--no-cache``, every layer from scratch. ``--bootstrap`` also removes and
+   remakes the base image, and times that separately;
 4. container start to healthy: ``ServerContainer.start`` until /health
-   answers through the mapped port (target: under 3 s warm);
+   returns 200 through the mapped port (target: under 3 s warm);
 5. per-step cost of the docker target against the local target, both as
    ``BashSession.run`` of trivial steps, and against the baseline of one
-   ``docker exec CONTAINER true`` per step (what a runner without a
+   ``docker exec CONTAINER bash -c …`` per step (what a runner without a
    persistent session in the container pays).
 
 Usage: python benchmarks/sandbox.py [--steps 200] [--starts 5] [--cold] [--bootstrap]
@@ -49,7 +49,7 @@ def quiet(_message: str) -> None:
 
 
 def changed_copy(directory: Path) -> SandboxLayout:
-    """A copy of the build inputs with one server module changed."""
+    """Copy the build inputs into ``directory`` with one server module changed."""
     shutil.copytree(
         ROOT / "fixtures",
         directory / "fixtures",

@@ -1,7 +1,7 @@
 """``runbook lint``: static checks of a playbook; nothing runs except on --target.
 
 Each finding has a rule id, a severity (info, warning, error), a file and
-line, and a message that says how to fix it.
+line, and a message that gives the fix.
 
 | rule | severity | finds |
 |---|---|---|

@@ -2,13 +2,14 @@
 
 Registered through the ``pytest11`` entry point, so installing runbook is
 enough: ``pytest playbooks/ -k storage --junitxml=report.xml`` runs the
-Storage Full section against its sandbox. A Markdown file is collected only
-when it is named on the command line (or lies under a directory named there)
-and lies under one of the ``runbook_playbook_dirs`` (default ``playbooks``,
-relative to pytest's rootdir), so a test suite's own Markdown fixtures never
-turn into tests. A scenario marked
-``pending`` becomes a strict xfail: its failure is expected, and a pass fails
-the run until the mark is removed.
+Storage Full section against its sandbox.
+
+A Markdown file is collected only when it is named on the command line, or
+lies under a directory named there. It must also lie under one of the
+``runbook_playbook_dirs`` (default ``playbooks``, relative to pytest's
+rootdir), so a test suite's own Markdown fixtures never turn into tests. A
+scenario marked ``pending`` becomes a strict xfail: its failure is expected,
+and a pass fails the run until the mark is removed.
 """
 
 from __future__ import annotations

@@ -256,14 +256,14 @@ class SandboxTarget(Target):
         raise NotImplementedError("the sandbox runs its steps in a DockerTarget")
 
 
-#: Variables a remote login shell has, whatever this machine's environment holds.
+#: Variables a remote login shell has, whatever this machine's environment contains.
 REMOTE_ENVIRONMENT = ("HOME", "PATH", "USER", "LOGNAME", "SHELL", "TERM", "LANG")
 
 
 def target_environment(
     target: Target, environment: Mapping[str, str]
 ) -> dict[str, str]:
-    """The environment a target's shell starts with, as far as runbook can know it.
+    """Return the environment a target's shell starts with, as far as it is known.
 
     A remote shell does not inherit this machine's environment, so a variable
     set here must not count as supplied there: only the names every login
@@ -351,7 +351,7 @@ def remote_setup_line(nonce: str, owner: str | None = None) -> str:
     The shell prints ``RBINFO<nonce> PID DIR``. The directory is under
     /dev/shm when that is writable, so step files stay off disk there too.
     Its name carries ``owner`` (this host and process), and ``shell.pid`` in
-    it holds the remote shell's pid, so that a later run can end the shell
+    it contains the remote shell's pid, so that a later run can end the shell
     and remove the directory of a runbook that was killed.
     """
     var = REMOTE_DIR_VARIABLE

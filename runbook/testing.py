@@ -3,8 +3,8 @@
 ``runbook test`` and the pytest plugin both call these functions. A section
 passes when its sandbox run exits 0: every step succeeded (or was skipped by
 the scenario with a reason) and every check held. A scenario marked
-``pending`` is expected to fail; if it passes, the report says so and counts
-it as a failure, so that the mark is removed.
+``pending`` is expected to fail. When it passes, the report counts that as a
+failure, so that the mark is removed.
 """
 
 from __future__ import annotations

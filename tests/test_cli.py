@@ -394,7 +394,7 @@ def test_readme_test_command_matches_ci():
     assert commands[0] in ci.splitlines()
 
 
-def test_readme_main_job_runs_storage_full_in_the_sandbox():
+def test_readme_main_job_uses_sandbox():
     readme = (REPO / "README.md").read_text()
     first = re.findall(r"^\./scripts/setup && (runbook .*)$", readme, re.M)[0]
     assert first == (

@@ -107,7 +107,7 @@ def test_scenario_steps_outside_the_section_fail_before_start(
     assert "has steps 1 to 2" in result.output
 
 
-def test_a_scenario_naming_no_section_names_its_file(cli, checkout: Path) -> None:
+def test_scenario_bad_section_names_file(cli, checkout: Path) -> None:
     bad = checkout / "fixtures" / "scenarios" / "zz-bad.yaml"
     bad.write_text(
         "playbook: incident-response.md\nsection: No Such Section\nfault: oom\n"

@@ -85,7 +85,7 @@ def test_systemd_runs_the_server_unit_as_in_production(start_server) -> None:
 
 
 @pytest.mark.docker
-def test_the_tools_the_playbooks_call_are_installed(start_server) -> None:
+def test_image_has_playbook_tools(start_server) -> None:
     server = start_server()
     status, output = server.exec(
         f"for tool in {PLAYBOOK_TOOLS}; do command -v $tool >/dev/null "
@@ -97,7 +97,7 @@ def test_the_tools_the_playbooks_call_are_installed(start_server) -> None:
 
 
 @pytest.mark.docker
-def test_secrets_are_made_per_container_and_stay_out_of_the_journal(
+def test_container_secrets_unique_and_unlogged(
     start_server,
 ) -> None:
     first = start_server()

@@ -123,7 +123,7 @@ def test_malformed_scenarios_name_the_file_and_the_problem(
     assert str(path) in str(caught.value)
 
 
-def test_a_section_without_scenario_lists_the_ones_that_have_one() -> None:
+def test_missing_scenario_lists_existing_ones() -> None:
     playbook = load_playbook(str(PLAYBOOK))
     section = playbook.find_section("Incident: Key Compromise")
     with pytest.raises(ScenarioError) as caught:

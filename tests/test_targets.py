@@ -764,9 +764,7 @@ def test_ssh_sshd_killed_mid_step(own_ssh_server):
 
 
 @pytest.mark.docker
-def test_host_variables_do_not_count_on_a_remote_target(
-    cli, container, tmp_path, monkeypatch
-):
+def test_remote_target_ignores_host_variables(cli, container, tmp_path, monkeypatch):
     monkeypatch.setenv("RB_ONLY_ON_THIS_HOST", "host-value")
     path = tmp_path / "env.md"
     path.write_text('# Env\n\n```bash\necho "value: $RB_ONLY_ON_THIS_HOST"\n```\n')
@@ -781,7 +779,7 @@ def test_host_variables_do_not_count_on_a_remote_target(
 
 
 @pytest.mark.docker
-def test_next_session_ends_the_shell_of_a_killed_run(own_container, tmp_path):
+def test_remote_session_ends_stale_shells(own_container, tmp_path):
     path = tmp_path / "slow.md"
     path.write_text("# Slow\n\n```bash\nsleep 300\n```\n")
     killed = subprocess.Popen(

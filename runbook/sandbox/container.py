@@ -36,7 +36,7 @@ DATA_DIR = "/var/lib/quicprochat"
 QUIC_PORT = 7000
 METRICS_PORT = 9090
 SSH_PORT = 22
-#: Seconds from `docker start` until the server answers /health.
+#: Seconds from `docker start` until /health returns 200.
 READY_TIMEOUT = 60.0
 
 
@@ -50,7 +50,7 @@ class ContainerOptions:
     memory_limit: str | None = None
     #: Settings written to the server's environment file over the defaults.
     server_env: Mapping[str, str] = field(default_factory=dict)
-    #: Wait for the server to answer /health before returning from start().
+    #: Wait until /health returns 200 before start() returns.
     wait_ready: bool = True
 
 
@@ -169,7 +169,7 @@ class ServerContainer:
     # --- state -------------------------------------------------------------------
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Wait until /health answers 200 through the mapped metrics port."""
+        """Wait until /health returns 200 through the mapped metrics port."""
         deadline = time.monotonic() + timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
@@ -297,9 +297,9 @@ def cgroup_setup() -> CgroupSetup:
 def remove_leftovers(everything: bool = False) -> list[str]:
     """Remove sandbox containers whose starting process on this host is gone.
 
-    Kept containers (``--keep``) stay, and so do containers started from
-    another host (an engine shared through DOCKER_HOST), whose process this
-    host cannot see; ``everything`` removes them all.
+    Kept containers (``--keep``) stay. So do containers started from another
+    host (an engine shared through DOCKER_HOST), because this host cannot see
+    their process. ``everything`` removes them all.
     """
     require_engine()
     listing = docker(

@@ -1,4 +1,4 @@
-"""Run the docker command line, with errors that say what failed and how to fix it."""
+"""Run the docker command line, with errors that name what failed and the fix."""
 
 from __future__ import annotations
 
@@ -64,11 +64,11 @@ def _describe(args: tuple[str, ...]) -> str:
 
 
 def require_engine() -> str:
-    """Return the engine's version; raise DockerError when no engine answers."""
+    """Return the engine's version; raise DockerError when no engine responds."""
     result = docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=30)
     version = result.stdout.strip()
     if result.returncode != 0 or not version:
-        message = (result.stderr or result.stdout).strip() or "no answer"
+        message = (result.stderr or result.stdout).strip() or "no output"
         raise DockerError(
             f"the Docker engine is not reachable ('docker info' failed: "
             f"{message.splitlines()[-1]}); start it (systemctl start docker) or "

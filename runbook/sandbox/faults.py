@@ -1,11 +1,11 @@
 """Faults for the test server: one name, one way to inject it, one proof.
 
-Each fault has container options it needs from the start (a small tmpfs for
-the data directory, a memory limit, server settings), an ``inject`` that runs
-``qpc-fault NAME`` inside the container, and a proof that waits until the
-fault shows where an operator would see it: the journal, systemd's unit
-state, /metrics, df. ``Fault.apply`` does both and returns the evidence; a
-fault that did not take effect raises FaultNotEffective.
+Each fault has the container options it needs from the start, such as a
+small tmpfs for the data directory, a memory limit or server settings. It is
+injected by running ``qpc-fault NAME`` inside the container. Its proof waits
+until the fault shows where an operator would see it: the journal, systemd's
+unit state, /metrics or df. ``Fault.apply`` does both and returns the
+evidence, and raises FaultNotEffective when the fault did not take effect.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Fault:
 
 
 def journal_cursor(server: ServerContainer) -> str:
-    """The journal's current position, to read only what comes after it."""
+    """Return the journal's current cursor, to read only what comes after it."""
     _, output = server.exec("journalctl --show-cursor -n 0 --no-pager", check=False)
     match = re.search(r"-- cursor: (\S+)", output)
     return match.group(1) if match else ""

@@ -5,7 +5,7 @@ Dockerfile, every file in the build context, the wheel list and the base
 image's id. A later build with the same inputs finds the tag and returns at
 once, so only the first sandbox run pays for the build.
 
-The Dockerfile says ``FROM debian:trixie-slim`` as it would anywhere. When that
+The Dockerfile starts ``FROM debian:trixie-slim`` as it would anywhere. When that
 image is missing and cannot be pulled (no registry reachable), it is made from
 Debian's packages with ``mmdebstrap`` and imported under that name.
 """

@@ -48,7 +48,7 @@ class SandboxLayout:
 
 
 def find_layout(start: Path | None = None) -> SandboxLayout:
-    """Locate the checkout that holds Dockerfile.testserver.
+    """Locate the checkout that contains Dockerfile.testserver.
 
     Looks at $RUNBOOK_SANDBOX_ROOT, then upwards from ``start`` (the playbook's
     directory), the working directory and the installed package.

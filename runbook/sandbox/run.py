@@ -1,11 +1,11 @@
 """``runbook run --target sandbox``: a section against a server with its fault.
 
-The steps: find the section's scenario, build (or reuse) the test server
-image, start a container, inject the scenario's fault and prove it took
-effect, run the section in the container through a docker target, check the
-scenario's output expectations and post-conditions, remove the container.
-Everything the sandbox learns goes to the transcript as ``sandbox`` and
-``check`` records next to the steps' records.
+A run finds the section's scenario and builds (or reuses) the test server
+image. It starts a container, injects the scenario's fault and proves that it
+took effect. Then it runs the section in the container through a docker
+target, checks the scenario's output expectations and post-conditions, and
+removes the container. The transcript gets ``sandbox`` and ``check`` records
+next to the steps' records.
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ def sandbox_plan(request: RunRequest) -> tuple[Plan, SandboxLayout, Scenario]:
 
     Raises the errors a ``--yes`` run would raise before it builds or starts
     anything: no scenario, scenario steps outside the section, steps marked
-    confirm without --allow-destructive, values nobody supplies.
+    confirm without --allow-destructive, values that no option or setting supplies.
     """
     from ..commands import plan_run
     from ..plan import check_destructive, check_values
@@ -360,7 +360,7 @@ def run_in_sandbox(
     """``runbook run --target sandbox``: the whole sandbox run; the exit status.
 
     Exit status: the run's own, or 1 when every step passed but an output
-    expectation or post-condition failed. ``on_ready`` sees the sandbox once
+    expectation or post-condition failed. ``on_ready`` receives the sandbox once
     its fault is in place (tests use it to learn the container's secrets).
     ``say`` gets the sandbox's progress lines (default: standard error).
     """

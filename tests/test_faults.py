@@ -9,13 +9,14 @@ through the mapped UDP port.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import time
 from collections.abc import Callable
 
 import pytest
-from quicprochat.client import CannotConnect, Client, RequestRejected
+from quicprochat.client import CannotConnect, Client, RequestRejected, fingerprint
 
 from runbook.sandbox.container import (
     DATA_DIR,
@@ -230,6 +231,50 @@ def check_large_queue(server: ServerContainer) -> None:
     assert "expired-message cleanup is off" in journal(server)
 
 
+LEAKED = "/var/lib/qpc-faults/leaked"
+
+
+def check_token_leaked(server: ServerContainer) -> None:
+    assert "auth_login_success user=intruder" in journal(server)
+    _, mode = server.exec(f"stat -c %a:%U {LEAKED}/auth-token")
+    assert mode.strip() == "600:root"
+    with host_client(server) as client:
+        messages = client.fetch("operator", peek=True)
+    assert [base64.b64decode(m["payload_b64"]) for m in messages] == [
+        b"sent with a leaked token"
+    ]
+
+
+def check_tls_key_leaked(server: ServerContainer) -> None:
+    _, leaked = server.exec(
+        f"openssl x509 -inform DER -in {LEAKED}/server-cert.der -noout "
+        "-fingerprint -sha256"
+    )
+    with host_client(server) as client:
+        presented = fingerprint(client.peer_certificate())
+    assert leaked.strip().endswith("=" + presented)
+
+
+def check_db_key_leaked(server: ServerContainer) -> None:
+    stats = server.admin_json("stats")
+    assert (stats["users"], stats["key_packages"], stats["total"]) == (3, 3, 203)
+    _, mode = server.exec(f"stat -c %a:%U {LEAKED}/db-key")
+    assert mode.strip() == "600:root"
+
+
+def check_opaque_setup_leaked(server: ServerContainer) -> None:
+    _, password = server.exec("cat /var/lib/qpc-faults/opaque-password-alice")
+    with host_client(server) as client:
+        client.login_with_password("alice", password.strip())
+        with pytest.raises(RequestRejected, match="wrong password"):
+            client.login_with_password("alice", "not her password")
+    status, _ = server.exec(
+        f"cmp {LEAKED}/opaque-server-setup.bin {DATA_DIR}/opaque-server-setup.bin",
+        check=False,
+    )
+    assert status == 0
+
+
 CHECKS: dict[str, Callable[[ServerContainer], None]] = {
     "disk-full": check_disk_full,
     "tls-missing": check_tls_missing,
@@ -243,6 +288,10 @@ CHECKS: dict[str, Callable[[ServerContainer], None]] = {
     "connection-flood": check_connection_flood,
     "cert-expiring": check_cert_expiring,
     "large-queue": check_large_queue,
+    "token-leaked": check_token_leaked,
+    "tls-key-leaked": check_tls_key_leaked,
+    "db-key-leaked": check_db_key_leaked,
+    "opaque-setup-leaked": check_opaque_setup_leaked,
 }
 
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(SERVER_SOURCE))
 
 import sqlcipher3  # noqa: E402
 from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from quicprochat.client import (  # noqa: E402
     CannotConnect,
@@ -680,3 +681,139 @@ def test_admin_integrity_detects_corruption(tmp_path):
     assert integrity.returncode == 1
     assert "integrity check failed:" in integrity.stderr
     assert "the database is damaged" in integrity.stderr
+
+
+# OPAQUE registration and login
+
+
+def run_client_cli(
+    server: ServerProcess, stdin: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run qpc-client as a process, with the password on standard input."""
+    env = server_env(server.workdir, QPC_AUTH_TOKEN=None)
+    return subprocess.run(
+        [sys.executable, "-m", "quicprochat.client_cli"]
+        + ["--server", f"127.0.0.1:{server.quic_port}", "--insecure", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_opaque_setup_is_made_once_private(run_server, tmp_path):
+    server = run_server()
+    setup = server.data_dir / "opaque-server-setup.bin"
+    created = server.wait_for_log("generated a new OPAQUE ServerSetup", 5)
+    assert stat.S_IMODE(setup.stat().st_mode) == 0o600
+    first = setup.read_bytes()
+    server.stop()
+    again = run_server()
+    assert setup.read_bytes() == first
+    loaded = again.wait_for_log("OPAQUE ServerSetup loaded", 5)
+    assert loaded.split("setup=")[1] == created.split("setup=")[1].split()[0]
+
+
+def test_opaque_register_and_login(shared_server):
+    password = "correct horse battery staple"
+    with shared_server.client(token=None) as client:
+        client.register("olivia", password)
+        with pytest.raises(RequestRejected, match="already registered"):
+            client.register("olivia", "another password")
+    before = shared_server.metrics()
+    with shared_server.client(token=None) as client:
+        client.login_with_password("olivia", password)
+        assert client.enqueue("olivia", b"after opaque login", ttl_secs=60)
+    with shared_server.client(token=None) as client:
+        with pytest.raises(RequestRejected, match="wrong password"):
+            client.login_with_password("olivia", "wrong password")
+        with pytest.raises(RequestRejected, match="not registered"):
+            client.login_with_password("nobody", password)
+    after = shared_server.metrics()
+    assert after["auth_login_success_total"] == before["auth_login_success_total"] + 1
+    assert after["auth_login_failure_total"] == before["auth_login_failure_total"] + 2
+    log = shared_server.log
+    assert "INFO auth_login_success user=olivia ip=127.0.0.1 method=opaque" in log
+    assert (
+        "auth_login_failure ip=127.0.0.1 user=olivia method=opaque reason=password"
+        in log
+    )
+    assert password not in log
+
+
+def test_opaque_needs_the_finish_after_the_start(shared_server):
+    with shared_server.client(token=None) as client:
+        with pytest.raises(RequestRejected, match="login_finish without login_start"):
+            client.request({"op": "login_finish", "finalization_b64": ""})
+        with pytest.raises(RequestRejected, match="not logged in"):
+            client.request({"op": "fetch", "for": "olivia"})
+
+
+def test_opaque_stale_registration_after_rotation(run_server):
+    server = run_server()
+    with server.client(token=None) as client:
+        client.register("rita", "first password")
+    server.stop()
+    (server.data_dir / "opaque-server-setup.bin").unlink()
+
+    rotated = run_server()
+    rotated.wait_for_log("1 users registered under a previous OPAQUE ServerSetup", 5)
+    with rotated.client(token=None) as client:
+        with pytest.raises(RequestRejected, match="previous OPAQUE ServerSetup"):
+            client.login_with_password("rita", "first password")
+        client.register("rita", "second password")
+    with rotated.client(token=None) as client:
+        client.login_with_password("rita", "second password")
+    assert "reason=stale_registration" in rotated.log
+    assert "user=rita" in rotated.log and "replaced_stale=true" in rotated.log
+
+
+def test_unreadable_opaque_setup_stops_the_server(run_server, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "opaque-server-setup.bin").write_bytes(b"not a setup")
+    server = run_server(wait=False)
+    assert server.wait_exit() == 2
+    assert "OPAQUE ServerSetup unreadable" in server.log
+
+
+def test_cli_register_and_login_read_the_password_from_stdin(shared_server):
+    password = "stdin-only-password-42"
+    registered = run_client_cli(
+        shared_server, password + "\n", "register", "--user", "sam", "--password-stdin"
+    )
+    assert registered.returncode == 0, registered.stderr
+    assert json.loads(registered.stdout) == {
+        "ok": True,
+        "user": "sam",
+        "registered": True,
+    }
+    login = run_client_cli(
+        shared_server, password + "\n", "login", "--user", "sam", "--password-stdin"
+    )
+    assert login.returncode == 0, login.stderr
+    assert json.loads(login.stdout)["method"] == "opaque"
+    wrong = run_client_cli(
+        shared_server, "nope\n", "login", "--user", "sam", "--password-stdin"
+    )
+    assert wrong.returncode == 1
+    empty = run_client_cli(
+        shared_server, "", "register", "--user", "x", "--password-stdin"
+    )
+    assert empty.returncode == 2
+    assert "empty password" in empty.stderr
+
+
+def test_cli_fingerprint_matches_the_certificate_file(shared_server):
+    result = run_client_cli(shared_server, "", "fingerprint")
+    assert result.returncode == 0, result.stderr
+    certificate = x509.load_der_x509_certificate(
+        (shared_server.data_dir / "server-cert.der").read_bytes()
+    )
+    expected = ":".join(
+        f"{byte:02X}"
+        for byte in hashlib.sha256(
+            certificate.public_bytes(serialization.Encoding.DER)
+        ).digest()
+    )
+    assert json.loads(result.stdout)["sha256"] == expected

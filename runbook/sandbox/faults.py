@@ -214,6 +214,69 @@ def _prove_large_queue(server: ServerContainer, cursor: str) -> str:
     return wait_for("delivery_queue_depth did not show the queue", gauge)
 
 
+#: Where the key-compromise faults keep the attacker's copies (root only).
+LEAK_DIR = "/var/lib/qpc-faults/leaked"
+
+
+def _prove_token_leaked(server: ServerContainer, cursor: str) -> str:
+    line = wait_for_log(server, cursor, r"auth_login_success user=intruder\b")
+    return f"journal: {line}"
+
+
+def served_fingerprint(server: ServerContainer) -> str:
+    """Return the SHA-256 fingerprint of the certificate qpc-server presents."""
+    status, output = server.exec(
+        "qpc-client --server 127.0.0.1:7000 --insecure fingerprint", check=False
+    )
+    match = re.search(r'"sha256": "([0-9A-F:]{95})"', output)
+    if status != 0 or match is None:
+        raise FaultNotEffective(f"qpc-client fingerprint failed: {output.strip()}")
+    return match.group(1)
+
+
+def file_fingerprint(server: ServerContainer, path: str) -> str:
+    """Return the SHA-256 fingerprint of a DER certificate file in the container."""
+    _, output = server.exec(
+        f"openssl x509 -inform DER -in {path} -noout -fingerprint -sha256"
+    )
+    return output.strip().rpartition("=")[2]
+
+
+def _prove_tls_key_leaked(server: ServerContainer, cursor: str) -> str:
+    leaked = file_fingerprint(server, f"{LEAK_DIR}/server-cert.der")
+    served = served_fingerprint(server)
+    if served != leaked:
+        raise FaultNotEffective(
+            f"the server presents {served}, not the leaked certificate {leaked}"
+        )
+    return f"the server presents the leaked certificate, SHA-256 {served}"
+
+
+def _prove_db_key_leaked(server: ServerContainer, cursor: str) -> str:
+    # The stolen key goes to sqlcipher on stdin, never in argv.
+    status, output = server.exec(
+        f'{{ printf "PRAGMA key = \'%s\';\\n" "$(cat {LEAK_DIR}/db-key)"; '
+        "echo 'SELECT count(*) FROM users;'; } "
+        f"| sqlcipher -readonly {DATA_DIR}/qpc.db",
+        check=False,
+    )
+    counts = output.split()
+    if status != 0 or not counts or not counts[-1].isdigit() or counts[-1] == "0":
+        raise FaultNotEffective(f"the leaked key does not open qpc.db: {output}")
+    return f"the leaked key opens qpc.db ({counts[-1]} users)"
+
+
+def _prove_opaque_setup_leaked(server: ServerContainer, cursor: str) -> str:
+    line = wait_for_log(server, cursor, r"auth_login_success user=alice .*opaque")
+    status, output = server.exec(
+        f"cmp {LEAK_DIR}/opaque-server-setup.bin {DATA_DIR}/opaque-server-setup.bin",
+        check=False,
+    )
+    if status != 0:
+        raise FaultNotEffective(f"the leaked ServerSetup differs: {output.strip()}")
+    return f"ServerSetup copied to {LEAK_DIR}; journal: {line}"
+
+
 def client_command(server: ServerContainer, arguments: str) -> tuple[int, str]:
     """Run qpc-client inside the container with the server's token (not in argv)."""
     return server.exec(
@@ -291,6 +354,26 @@ FAULTS: Mapping[str, Fault] = {
             "20,000 expired and 500 live messages, cleanup task off",
             _prove_large_queue,
             ContainerOptions(server_env={"QPC_CLEANUP_INTERVAL_SECS": "0"}),
+        ),
+        Fault(
+            "token-leaked",
+            "an attacker logs in as intruder with a stolen copy of the auth token",
+            _prove_token_leaked,
+        ),
+        Fault(
+            "tls-key-leaked",
+            "a stolen copy of the TLS certificate and private key",
+            _prove_tls_key_leaked,
+        ),
+        Fault(
+            "db-key-leaked",
+            "users, key packages and messages, and a stolen copy of QPC_DB_KEY",
+            _prove_db_key_leaked,
+        ),
+        Fault(
+            "opaque-setup-leaked",
+            "user alice registered with OPAQUE, and a stolen copy of the ServerSetup",
+            _prove_opaque_setup_leaked,
         ),
     )
 }

@@ -10,8 +10,9 @@ HTML comment that starts with ``runbook:``::
 In the ``key=value`` form, pairs are separated by whitespace, a value may be
 double- or single-quoted (a backslash escapes the next character inside quotes),
 a bare key means ``true``, and bare values ``true``, ``false``, integers and
-decimal numbers are typed. Every key must be one of ``KNOWN_ATTRIBUTES`` or
-``ATTRIBUTE_ALIASES``.
+decimal numbers are typed. Every key of a step or section must be one of
+``KNOWN_ATTRIBUTES`` or ``ATTRIBUTE_ALIASES``; an expected output block
+(```` ```output {regex} ````) takes only ``OUTPUT_ATTRIBUTES``.
 Errors are ``ValueError`` with a message that names the attribute text; the
 parser adds the file and line.
 """
@@ -45,6 +46,8 @@ _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _SPACE = re.compile(r"\s*")
 _WORD = re.compile(r"[^\s}]+|}")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+#: A deployment name in ``when`` and in the front matter's ``deployments``.
+DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)")
 
 
@@ -99,12 +102,67 @@ def _as_timeout(attribute: _RawAttribute) -> float | int:
     return value
 
 
-def _as_exit_status(attribute: _RawAttribute) -> int:
-    value = attribute.value
+_EXPECT_FORMS = (
+    'must be an exit status from 0 to 255, a list of them (expect="0,1" or '
+    "[0, 1]) or any"
+)
+
+
+def _exit_status(value: Any, key: str) -> int:
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        value = int(value)
     is_integer = isinstance(value, int) and not isinstance(value, bool)
     if not is_integer or not 0 <= value <= 255:
-        raise ValueError(f"{attribute.key} must be an exit status from 0 to 255")
+        raise ValueError(f"{key} {_EXPECT_FORMS}")
+    return int(value)
+
+
+def _as_exit_status(attribute: _RawAttribute) -> int | str | tuple[int, ...]:
+    """Return one status, ``"any"``, or a sorted tuple of several statuses."""
+    key = attribute.key
+    value = attribute.value
+    if value is _FLAG:
+        raise ValueError(f'{key} needs a value: {key}=0, {key}="0,1" or {key}=any')
+    if attribute.bare and isinstance(value, str):
+        value = attribute.text.split("=", 1)[1]
+    if value == "any":
+        return "any"
+    if isinstance(value, str) and "," in value:
+        value = value.split(",")
+    if isinstance(value, list):
+        if not value:
+            raise ValueError(f"{key} {_EXPECT_FORMS}; the list is empty")
+        statuses = sorted({_exit_status(item, key) for item in value})
+        return statuses[0] if len(statuses) == 1 else tuple(statuses)
+    return _exit_status(value, key)
+
+
+def _as_target(attribute: _RawAttribute) -> str:
+    value = _as_string(attribute)
+    if value not in ("local", "remote"):
+        raise ValueError(
+            f"{attribute.key} must be local (a shell on this machine) or remote "
+            f"(the run's --target, the default), not {value!r}"
+        )
     return value
+
+
+def _as_deployments(attribute: _RawAttribute) -> tuple[str, ...]:
+    """Return the deployment names of ``when``: one name or a comma list."""
+    value = attribute.value
+    items = value if isinstance(value, list) else _as_string(attribute).split(",")
+    names: list[str] = []
+    for item in items:
+        name = item.strip() if isinstance(item, str) else item
+        if not isinstance(name, str) or not DEPLOYMENT_NAME.fullmatch(name):
+            raise ValueError(
+                f"{attribute.key} must name deployments, as in {attribute.key}=systemd "
+                f'or {attribute.key}="systemd,compose"; {name!r} is not a name '
+                "(letters, digits, '.', '_' and '-')"
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)
 
 
 def _as_boolean(attribute: _RawAttribute) -> bool:
@@ -122,27 +180,59 @@ _CONVERTERS: Mapping[str, Callable[[_RawAttribute], Any]] = {
     "skip-test": _as_reason,
     "confirm": _as_boolean,
     "interactive": _as_boolean,
-    "target": _as_string,
-    "when": _as_string,
+    "target": _as_target,
+    "when": _as_deployments,
 }
 
-#: Keys a step or section may carry, with their value types: name, target, when
-#: and skip-test (a reason) are strings, timeout is a positive number of seconds,
-#: expect is an exit status, confirm and interactive are booleans.
+#: Keys a step or section may carry, with their stored values: name and
+#: skip-test (a reason) are strings, timeout is a positive number of seconds,
+#: expect is an exit status, a tuple of them or ``"any"``, confirm and
+#: interactive are booleans, target is ``"local"`` or ``"remote"``, and when is
+#: a tuple of deployment names.
 KNOWN_ATTRIBUTES = frozenset(_CONVERTERS)
 
 #: Other spellings of known keys. ``exit=1`` is stored as ``expect=1``.
 ATTRIBUTE_ALIASES: Mapping[str, str] = {"exit": "expect"}
 
+#: Step attributes that a section's runbook comment passes on to every step
+#: beneath it. ``name`` names one step, so it is not passed on.
+INHERITED_ATTRIBUTES = frozenset(KNOWN_ATTRIBUTES - {"name"})
 
-def _validate(raw: list[_RawAttribute], context: str) -> dict[str, Any]:
+_OUTPUT_CONVERTERS: Mapping[str, Callable[[_RawAttribute], Any]] = {
+    "regex": _as_boolean,
+}
+
+#: Keys an expected output block (```` ```output ```` or ```` ```text ````)
+#: may carry: ``regex`` makes each of its lines a Python regular expression.
+OUTPUT_ATTRIBUTES = frozenset(_OUTPUT_CONVERTERS)
+
+
+@dataclass(frozen=True)
+class _Schema:
+    converters: Mapping[str, Callable[[_RawAttribute], Any]]
+    aliases: Mapping[str, str]
+    #: Where the keys apply, for the unknown-attribute message.
+    label: str
+
+    def known_list(self) -> str:
+        names = sorted([*self.converters, *self.aliases])
+        return f"known attributes{self.label}: " + ", ".join(names)
+
+
+_STEP_SCHEMA = _Schema(_CONVERTERS, ATTRIBUTE_ALIASES, "")
+_OUTPUT_SCHEMA = _Schema(_OUTPUT_CONVERTERS, {}, " of an output block")
+
+
+def _validate(
+    raw: list[_RawAttribute], context: str, schema: _Schema = _STEP_SCHEMA
+) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     written_keys: dict[str, str] = {}
     for attribute in raw:
-        key = ATTRIBUTE_ALIASES.get(attribute.key, attribute.key)
-        convert = _CONVERTERS.get(key)
+        key = schema.aliases.get(attribute.key, attribute.key)
+        convert = schema.converters.get(key)
         if convert is None:
-            reason = f"unknown attribute {attribute.key!r}; {_known_list()}"
+            reason = f"unknown attribute {attribute.key!r}; {schema.known_list()}"
             raise _invalid(attribute.text, context, reason)
 
         if key in written_keys:
@@ -159,12 +249,6 @@ def _validate(raw: list[_RawAttribute], context: str) -> dict[str, Any]:
         except ValueError as error:
             raise _invalid(attribute.text, context, str(error)) from None
     return attributes
-
-
-def _known_list() -> str:
-    return "known attributes: " + ", ".join(
-        sorted([*KNOWN_ATTRIBUTES, *ATTRIBUTE_ALIASES])
-    )
 
 
 def _invalid(text: str, context: str, reason: str) -> ValueError:
@@ -205,12 +289,13 @@ def _word_at(text: str, start: int) -> str:
     return match.group() if match else text[start:]
 
 
-def _explain_bad_pair(text: str, start: int) -> str:
+def _explain_bad_pair(text: str, start: int, schema: _Schema) -> str:
     """Say why no valid ``key=value`` or bare key starts at ``start``."""
     key = _KEY.match(text, start)
     if key is None and text[start] in ".#":
         # Pandoc writes classes and ids as {.class #id}; runbook has neither.
-        return f"unknown attribute {_word_at(text, start)!r}; {_known_list()}"
+        word = _word_at(text, start)
+        return f"unknown attribute {word!r}; {schema.known_list()}"
     if key is None:
         return "expected key=value or a bare key"
 
@@ -233,7 +318,12 @@ def _explain_bad_pair(text: str, start: int) -> str:
 
 
 def _scan_pairs(
-    text: str, pos: int, context: str, *, braced: bool
+    text: str,
+    pos: int,
+    context: str,
+    *,
+    braced: bool,
+    schema: _Schema = _STEP_SCHEMA,
 ) -> tuple[list[_RawAttribute], int]:
     """Read ``key=value`` pairs from ``pos`` up to ``}`` (if braced) or the end.
 
@@ -253,7 +343,7 @@ def _scan_pairs(
 
         match = _PAIR.match(text, pos)
         if match is None:
-            reason = _explain_bad_pair(text, pos)
+            reason = _explain_bad_pair(text, pos, schema)
             raise _invalid(_word_at(text, pos), context, reason)
 
         key, value = match.group("key", "value")
@@ -293,18 +383,20 @@ def _parse_json(text: str, pos: int, context: str) -> tuple[list[_RawAttribute],
     return pairs, end
 
 
-def _parse_braced(text: str, pos: int, context: str) -> dict[str, Any]:
+def _parse_braced(
+    text: str, pos: int, context: str, schema: _Schema = _STEP_SCHEMA
+) -> dict[str, Any]:
     """Parse the ``{...}`` group at ``pos``, which must end the text."""
     inner = _skip_space(text, pos + 1)
     if inner < len(text) and text[inner] == '"':
         pairs, end = _parse_json(text, pos, context)
     else:
-        pairs, end = _scan_pairs(text, pos + 1, context, braced=True)
+        pairs, end = _scan_pairs(text, pos + 1, context, braced=True, schema=schema)
 
     if text[end:].strip():
         reason = f"unexpected text {text[end:].strip()!r} after the closing '}}'"
         raise _invalid_syntax(text, context, reason)
-    return _validate(pairs, context)
+    return _validate(pairs, context, schema)
 
 
 # --- Public functions ------------------------------------------------------------
@@ -336,19 +428,22 @@ def parse_info_string(info: str) -> tuple[str, dict[str, Any]]:
     return language, parse_info_attributes(rest)
 
 
-def parse_info_attributes(text: str) -> dict[str, Any]:
+def parse_info_attributes(text: str, output: bool = False) -> dict[str, Any]:
     """Parse the attributes that follow the language in a fence info string.
 
     Text that does not start with ``{`` is left to other tools (for example
     ``title="deploy.sh"``) and gives no attributes, unless it contains a brace
     outside quotes. Such a brace is taken as a misplaced attribute group: its
     own errors are reported first, then the text before it.
+    With ``output``, the keys are those of an expected output block
+    (``OUTPUT_ATTRIBUTES``) instead of a step's.
     Raises ValueError when the attributes are malformed, unknown or mistyped.
     """
+    schema = _OUTPUT_SCHEMA if output else _STEP_SCHEMA
     if not text:
         return {}
     if text[0] == "{":
-        return _parse_braced(text, 0, FENCE_CONTEXT)
+        return _parse_braced(text, 0, FENCE_CONTEXT, schema)
 
     brace = _first_unquoted_brace(text)
     if brace is None:
@@ -357,7 +452,7 @@ def parse_info_attributes(text: str) -> dict[str, Any]:
         reason = "unbalanced braces; write attributes as {key=value ...}"
         raise _invalid_syntax(text, FENCE_CONTEXT, reason)
 
-    _parse_braced(text, brace, FENCE_CONTEXT)
+    _parse_braced(text, brace, FENCE_CONTEXT, schema)
     reason = (
         f"unexpected text {text[:brace].strip()!r} before the '{{'; write "
         "attributes right after the language, as in bash {key=value ...}"

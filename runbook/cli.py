@@ -119,6 +119,13 @@ format_option = click.option(
 playbook_argument = click.argument(
     "playbook", type=click.Path(dir_okay=False, path_type=str)
 )
+deployment_option = click.option(
+    "--deployment",
+    metavar="NAME",
+    help="The deployment this is (a name from the playbook's front matter "
+    "deployments, such as systemd): steps marked when= for other deployments "
+    "are skipped.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -176,9 +183,14 @@ def list_command(playbook: str, output_format: str) -> None:
     help="Section title, slug, heading path (A/B) or unique part of a title. "
     "Default: the whole playbook.",
 )
+@deployment_option
 @format_option
-def show_command(playbook: str, section: str | None, output_format: str) -> None:
+def show_command(
+    playbook: str, section: str | None, deployment: str | None, output_format: str
+) -> None:
     """Print a section's numbered steps with their prose and code.
+
+    With --deployment, steps for other deployments are marked skipped.
 
     Example: runbook show playbooks/incident-response.md --section "Storage Full"
     """
@@ -186,9 +198,10 @@ def show_command(playbook: str, section: str | None, output_format: str) -> None
     from .errors import RunbookError
 
     try:
-        click.echo(commands.show_section(playbook, section, output_format), nl=False)
+        text = commands.show_section(playbook, section, output_format, deployment)
     except RunbookError as error:
         raise _fail(error) from error
+    click.echo(text, nl=False)
 
 
 @main.command("run")
@@ -288,6 +301,13 @@ def show_command(playbook: str, section: str | None, output_format: str) -> None
     help="With --target sandbox: leave the container running after the run, "
     "to look around in it.",
 )
+@click.option(
+    "--scenario",
+    metavar="NAME",
+    help="With --target sandbox: the scenario to run when several test the "
+    "section (its file name in fixtures/scenarios without .yaml).",
+)
+@deployment_option
 def run_command(
     playbook: str,
     section: str | None,
@@ -303,6 +323,8 @@ def run_command(
     transcript: str | None,
     target: str,
     keep: bool,
+    scenario: str | None,
+    deployment: str | None,
 ) -> None:
     """Run a section's steps one by one, asking before each.
 
@@ -338,9 +360,13 @@ def run_command(
         transcript=transcript,
         target=target,
         keep=keep,
+        scenario=scenario,
+        deployment=deployment,
     )
     if keep and target != "sandbox":
         raise click.UsageError("--keep only applies with --target sandbox")
+    if scenario is not None and target != "sandbox":
+        raise click.UsageError("--scenario only applies with --target sandbox")
     try:
         if dry_run:
             click.echo(commands.dry_run(request), nl=False)
@@ -432,51 +458,160 @@ def sandbox_clean_command(remove_all: bool, images: bool) -> None:
 @click.option(
     "-k",
     "--keyword",
-    help="Run only the sections whose heading path contains this text (any case).",
+    help="Run only the cases whose heading path or scenario name contains this "
+    "text (any case).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    default="1",
+    show_default=True,
+    metavar="N|auto",
+    help="Cases to run at the same time, each in its own sandbox container; "
+    "'auto' runs one per CPU.",
 )
 @click.option(
     "--transcripts",
     type=click.Path(file_okay=False, path_type=str),
-    help="Directory for one transcript per section. Default: a new directory "
+    help="Directory for one transcript per case. Default: a new directory "
     "under $XDG_STATE_HOME/runbook/tests.",
 )
 @click.option(
-    "--require-scenarios",
-    is_flag=True,
-    help="Fail (exit 1) when a section with steps has no scenario.",
+    "--require-scenarios/--no-require-scenarios",
+    default=None,
+    help="Fail (exit 1) when a step has no scenario or is skipped without a "
+    "reason. Default: on without -k, off with -k.",
 )
 @format_option
 def test_command(
     playbooks: tuple[str, ...],
     keyword: str | None,
+    jobs: str,
     transcripts: str | None,
-    require_scenarios: bool,
+    require_scenarios: bool | None,
     output_format: str,
 ) -> None:
-    """Run every section that has a scenario against a fresh sandbox.
+    """Run every scenario of every section, each against a fresh sandbox.
 
-    PLAYBOOKS default to playbooks/*.md. Each section runs as "runbook run
-    --target sandbox --yes" would; the report lists each result and every
-    section's coverage (verified, pending, no scenario, or manual). Exit
-    status: 0 when every section passed (or failed as its scenario's pending
-    mark expects), 1 otherwise or when nothing ran, 2 for usage errors, 130
-    or 143 when interrupted (sections already finished are reported).
+    PLAYBOOKS default to playbooks/*.md. Each scenario runs as "runbook run
+    --target sandbox --yes --allow-destructive --scenario NAME" would. The
+    report lists each
+    result, then every section and step with its coverage. Exit status: 0
+    when every case passed (or failed as its pending mark expects) and, when
+    scenarios are required, no step lacks one; 1 otherwise or when nothing
+    ran; 2 for usage errors; 130 or 143 when interrupted (cases already
+    finished are reported).
 
-    Example: runbook test playbooks/incident-response.md -k storage
+    Example: runbook test playbooks/incident-response.md -j 2
     """
     import glob
     import json
-    from pathlib import Path
 
-    from . import testing
+    from . import parallel, step_coverage, testing
     from .errors import RunbookError
-    from .transcript import default_transcript_dir, default_transcript_path
 
     paths = list(playbooks) or sorted(glob.glob("playbooks/*.md"))
     if not paths:
         raise click.UsageError(
             "no playbook given and no playbooks/*.md here; name the files to test"
         )
+    try:
+        workers = parallel.parse_jobs(jobs)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'-j' / '--jobs'") from error
+    directory = _test_transcript_dir(transcripts)
+    if require_scenarios is None:
+        require_scenarios = not keyword
+    text = output_format == "text"
+    printer = _InOrderPrinter(enabled=text)
+    try:
+        cases = testing.collect(paths, keyword)
+        if keyword and not cases:
+            raise click.UsageError(
+                f"-k {keyword!r} matches no section or scenario; "
+                "'runbook test' without -k lists the coverage"
+            )
+        printer.expect(cases)
+
+        def started(case: testing.Case) -> None:
+            if text:
+                click.echo(f"running {case.node_id} ...", err=True)
+
+        def finished(outcome: testing.Outcome) -> None:
+            if text and workers > 1:
+                click.echo(
+                    f"finished {outcome.case.node_id}: "
+                    f"{testing.MARKS[outcome.status].strip()} in "
+                    f"{outcome.seconds:.1f} s",
+                    err=True,
+                )
+            printer.finished(outcome)
+
+        if workers == 1:
+            result = parallel.run_serial(cases, directory, started, finished)
+        else:
+            result = parallel.run_parallel(cases, directory, workers, started, finished)
+        rows = step_coverage.coverage(paths, result.outcomes)
+    except RunbookError as error:
+        raise _fail(error) from error
+    outcomes = result.outcomes
+    if result.interrupted is not None:
+        click.echo(
+            f"runbook: interrupted after {len(outcomes)} case(s) finished; "
+            f"{len(result.unfinished)} stopped, later cases did not run",
+            err=True,
+        )
+    problems = step_coverage.gaps(rows)
+    if output_format == "json":
+        data = {
+            "cases": [_case_json(o) for o in outcomes],
+            "coverage": [step_coverage.as_json(r) for r in rows],
+            "coverage_problems": problems,
+        }
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(testing.render_summary(outcomes, rows), nl=False)
+        if require_scenarios:
+            for problem in problems:
+                click.echo(f"coverage: {problem}", err=True)
+    if result.interrupted is not None:
+        sys.exit(result.interrupted)
+    failed = [o for o in outcomes if not o.ok]
+    if not outcomes and text:
+        click.echo("no section has a scenario; nothing ran", err=True)
+    incomplete = require_scenarios and bool(problems)
+    sys.exit(1 if failed or not outcomes or incomplete else 0)
+
+
+class _InOrderPrinter:
+    """Print result lines in document order, each as soon as those before it are."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.order: list[Any] = []
+        self.done: dict[Any, Any] = {}
+        self.printed = 0
+
+    def expect(self, cases: Sequence[Any]) -> None:
+        self.order = [(case.playbook, case.node_id) for case in cases]
+
+    def finished(self, outcome: Any) -> None:
+        from . import testing
+
+        self.done[(outcome.case.playbook, outcome.case.node_id)] = outcome
+        while self.printed < len(self.order) and self.order[self.printed] in self.done:
+            if self.enabled:
+                done = self.done[self.order[self.printed]]
+                click.echo(testing.render_outcome(done), nl=False)
+            self.printed += 1
+
+
+def _test_transcript_dir(transcripts: str | None) -> Any:
+    """Return the directory for ``runbook test``'s transcripts, created."""
+    from pathlib import Path
+
+    from .transcript import default_transcript_dir, default_transcript_path
+
     if transcripts:
         directory = Path(transcripts)
     else:
@@ -494,74 +629,33 @@ def test_command(
             f"cannot create the transcript directory {str(directory)!r}: "
             f"{error.strerror}; pass --transcripts DIR"
         ) from error
-    outcomes: list[testing.Outcome] = []
-    interrupted: int | None = None
-    try:
-        cases = testing.collect(paths, keyword)
-        rows = testing.coverage(paths)
-        if keyword and not cases:
-            raise click.UsageError(
-                f"-k {keyword!r} matches no section with a scenario; "
-                "'runbook test' without -k lists the coverage"
-            )
-        for case in cases:
-            if output_format == "text":
-                click.echo(f"running {case.node_id} ...", err=True)
-            outcome = testing.run_case(case, directory)
-            outcomes.append(outcome)
-            if output_format == "text":
-                click.echo(testing.render_outcome(outcome), nl=False)
-            if outcome.exit_code is not None and outcome.exit_code >= 128:
-                interrupted = outcome.exit_code
-                break
-    except RunbookError as error:
-        raise _fail(error) from error
-    except KeyboardInterrupt as interrupt:
-        interrupted = getattr(interrupt, "exit_status", 130)
-    if interrupted is not None:
-        click.echo(
-            f"runbook: interrupted after {len(outcomes)} section(s); "
-            "later sections did not run",
-            err=True,
-        )
-    if output_format == "json":
-        data = {
-            "sections": [
-                {
-                    "playbook": o.case.playbook,
-                    "section": list(o.case.section_path),
-                    "scenario": o.case.scenario.path.name,
-                    "status": o.status,
-                    "exit_code": o.exit_code,
-                    "seconds": round(o.seconds, 3),
-                    "checks": o.checks,
-                    "stopped": o.stopped,
-                    "transcript": o.transcript,
-                }
-                for o in outcomes
-            ],
-            "coverage": [
-                {
-                    "playbook": r.playbook,
-                    "section": list(r.section_path),
-                    "line": r.line,
-                    "steps": r.steps,
-                    "state": r.state,
-                    "reason": r.reason,
-                }
-                for r in rows
-            ],
-        }
-        click.echo(json.dumps(data, indent=2))
-    else:
-        click.echo(testing.render_summary(outcomes, rows), nl=False)
-    if interrupted is not None:
-        sys.exit(interrupted)
-    uncovered = [r for r in rows if r.state == testing.NO_SCENARIO and r.steps]
-    failed = [o for o in outcomes if not o.ok]
-    if not outcomes and output_format == "text":
-        click.echo("no section has a scenario; nothing ran", err=True)
-    sys.exit(1 if failed or not outcomes or (require_scenarios and uncovered) else 0)
+    return directory
+
+
+def _case_json(outcome: Any) -> dict[str, Any]:
+    """Return one case's result as ``runbook test --format json`` prints it."""
+    return {
+        "playbook": outcome.case.playbook,
+        "section": list(outcome.case.section_path),
+        "scenario": outcome.case.scenario.name,
+        "node_id": outcome.case.node_id,
+        "status": outcome.status,
+        "exit_code": outcome.exit_code,
+        "seconds": round(outcome.seconds, 3),
+        "prepare_seconds": _rounded(outcome.prepare_seconds),
+        "container_ready_seconds": _rounded(outcome.ready_seconds),
+        "checks": outcome.checks,
+        "steps": [
+            {"step": r.number, "result": r.result, "reason": r.reason}
+            for _, r in sorted(outcome.steps.items())
+        ],
+        "stopped": outcome.stopped,
+        "transcript": outcome.transcript,
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 @main.command("lint")
@@ -604,7 +698,8 @@ def lint_command(
     Rules: RB001 placeholders, RB002 variables in quoted heredocs, RB003
     variables never set or mentioned, RB004 shellcheck, RB005 broken links,
     RB006 destructive steps without confirm, RB007 retired names, RB008
-    commands missing on --target.
+    commands missing on --target, RB009 parse warnings, RB010 output blocks
+    that follow no step, RB011 when= without declared deployments.
 
     Example: runbook lint playbooks/*.md --retired quicproquo --retired qpq
     """

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from . import variables
-from .plan import Plan, build_plan, check_destructive, check_values, find_missing
+from .plan import (
+    Plan,
+    annotation_skips,
+    build_plan,
+    check_deployment,
+    check_destructive,
+    check_values,
+    find_missing,
+)
 from .playbook import load_playbook
 
 if TYPE_CHECKING:
@@ -38,6 +46,13 @@ class RunRequest:
     target: str = "local"
     #: With ``--target sandbox``: leave the container running after the run.
     keep: bool = False
+    #: With ``--target sandbox``: the scenario file's stem, when several
+    #: scenarios test the section.
+    scenario: str | None = None
+    #: A docs-as-tests run: steps marked ``skip-test`` are skipped.
+    testing: bool = False
+    #: The deployment variant to run (``when=`` steps); None when not given.
+    deployment: str | None = None
     environment: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -51,11 +66,22 @@ def list_sections(path: str, output_format: str = "text") -> str:
     return render_tree(playbook)
 
 
-def show_section(path: str, section: str | None, output_format: str = "text") -> str:
-    """Return the numbered steps of a section (the whole playbook when None)."""
+def show_section(
+    path: str,
+    section: str | None,
+    output_format: str = "text",
+    deployment: str | None = None,
+) -> str:
+    """Return the numbered steps of a section (the whole playbook when None).
+
+    With ``deployment``, steps for other deployments are marked as skipped.
+    """
     from .views import plan_data, render_plan
 
     plan = build_plan(load_playbook(path), section)
+    check_deployment(plan, deployment, required=False)
+    plan.deployment = deployment
+    plan.skipped = annotation_skips(plan, deployment)
     if output_format == "json":
         return json.dumps(plan_data(plan), indent=2, ensure_ascii=False) + "\n"
     return render_plan(plan)
@@ -75,8 +101,14 @@ def collect_values(
 
 
 def plan_run(request: RunRequest) -> Plan:
-    """Parse the playbook and select the steps and values of a run."""
-    return build_plan(
+    """Parse the playbook and select the steps and values of a run.
+
+    The steps that the request's deployment, test mode or ``--yes`` skip are
+    marked in ``Plan.skipped``. Raises DeploymentRequired when a ``--yes`` or
+    dry run has steps with ``when`` and no deployment, and UnknownDeployment
+    for a deployment the front matter does not declare.
+    """
+    plan = build_plan(
         load_playbook(request.playbook),
         request.section,
         step_numbers=request.step_numbers,
@@ -85,6 +117,13 @@ def plan_run(request: RunRequest) -> Plan:
         environment=request.environment,
         require_section=True,
     )
+    required = request.assume_yes or request.dry_run
+    check_deployment(plan, request.deployment, required)
+    plan.deployment = request.deployment
+    plan.skipped = annotation_skips(
+        plan, request.deployment, request.testing, request.assume_yes
+    )
+    return plan
 
 
 def dry_run(request: RunRequest) -> str:
@@ -156,6 +195,8 @@ def execute(
         target=describe_target or target.describe(),
         mode="yes" if request.assume_yes else "interactive",
         skip_steps=dict(skip_steps or {}),
+        testing=request.testing,
+        deployment=request.deployment,
     )
     prompter = TerminalPrompter(
         total_steps=plan.total_steps,
@@ -177,8 +218,12 @@ def execute(
         options,
         lambda: BashSession(target=target),
         finish=hook,
+        # Steps marked target=local run in a shell on this machine, which
+        # has this machine's environment whatever the run's target.
+        local_session_factory=None if target.is_local else BashSession,
     )
     # Before the transcript exists: nothing has run yet.
+    runner.check_deployment()
     runner.check_destructive()
     runner.check_values()
     try:

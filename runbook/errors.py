@@ -101,6 +101,14 @@ class StepSelectionError(UsageError):
     """``--step`` or ``--from`` names a step number that does not exist."""
 
 
+class DeploymentRequired(UsageError):
+    """Steps are marked for some deployments (``when``) and no deployment was given."""
+
+
+class UnknownDeployment(UsageError):
+    """``--deployment`` names a deployment that the front matter does not declare."""
+
+
 # --- Variables ----------------------------------------------------------------
 
 

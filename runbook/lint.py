@@ -14,6 +14,8 @@ line, and a message that gives the fix.
 | RB007 | error | a retired name (``--retired``) in a command or path |
 | RB008 | error | a command that does not exist on ``--target`` |
 | RB009 | warning | a parse warning (an unclosed fence, a ``$ `` prompt in bash) |
+| RB010 | warning | an ``output`` block that follows no step, so nothing checks it |
+| RB011 | info | ``when`` in a playbook whose front matter declares no deployments |
 | RB000 | error | a file that cannot be read or parsed at all |
 """
 
@@ -112,6 +114,8 @@ def lint(
     findings += _links(path, playbook)
     findings += _destructive(path, steps)
     findings += _retired(path, steps, retired)
+    findings += _orphan_outputs(path, playbook)
+    findings += _undeclared_deployments(path, playbook, steps)
     if target is not None:
         findings += _missing_commands(path, steps, target)
     return sorted(findings, key=lambda f: (f.file, f.line, f.rule))
@@ -349,6 +353,52 @@ def _retired(path: str, steps: list[Step], retired: Sequence[str]) -> list[Findi
                         )  # fmt: skip
                     )
     return findings
+
+
+def _orphan_outputs(path: str, playbook: Playbook) -> list[Finding]:
+    """Find ``output`` blocks that no step owns: prose or a block comes first."""
+    return [
+        Finding(
+            "RB010",
+            "warning",
+            path,
+            block.start_line,
+            "output block follows no step, so no run checks it; put it right "
+            "after the closing fence of the step whose output it shows (only "
+            "blank lines between), or make it a text block if it is an example",
+        )  # fmt: skip
+        for section in playbook.root.walk()
+        for block in section.context
+        if block.language == "output"
+    ]
+
+
+def _undeclared_deployments(
+    path: str, playbook: Playbook, steps: list[Step]
+) -> list[Finding]:
+    """Report the first ``when`` when the front matter declares no deployments."""
+    if "deployments" in playbook.front_matter:
+        return []
+    names: dict[str, None] = {}
+    first: Step | None = None
+    for step in steps:
+        if step.deployments:
+            first = first or step
+            names.update(dict.fromkeys(step.deployments))
+    if first is None:
+        return []
+    listed = ", ".join(names)
+    return [
+        Finding(
+            "RB011",
+            "info",
+            path,
+            first.start_line,
+            f"steps are marked when= ({listed}) but the front matter declares "
+            f"no deployments, so a misspelt name is not caught; add "
+            f"deployments: [{listed}] to the front matter",
+        )  # fmt: skip
+    ]
 
 
 def command_names(code: str) -> list[tuple[str, int]]:

@@ -44,12 +44,19 @@ class Step:
     ``start_line`` is the 1-based line of the opening fence, ``end_line`` the
     1-based line of the closing fence (or the last line for an unclosed fence).
     For ``console`` blocks ``code`` holds only the ``$ `` commands (prompt
-    removed) and ``expected_output`` the other lines. ``description`` is the
-    plain text of the paragraphs between the previous code block or heading and
-    this block, separated by blank lines. ``comments`` are the full-line ``#``
-    comments of ``code``, whitespace stripped, without a shebang or heredoc
-    lines. ``attributes`` come from the info string; ``exit`` is stored as
-    ``expect``.
+    removed) and ``expected_output`` the other lines (None when there are
+    none). Otherwise ``expected_output`` is the text of an ``output`` or
+    ``text`` block that directly follows the step, starting on
+    ``output_line``; ``output_regex`` is set by its ``regex`` attribute.
+    ``description`` is the plain text of the paragraphs between the previous
+    code block or heading and this block, separated by blank lines.
+    ``comments`` are the full-line ``#`` comments of ``code``, whitespace
+    stripped, without a shebang or heredoc lines.
+
+    ``own_attributes`` come from the info string; ``exit`` is stored as
+    ``expect``. ``attributes`` are the ones in effect: the runbook comments
+    of the sections above the step (deeper sections win), overridden by the
+    step's own.
     """
 
     code: str
@@ -61,11 +68,34 @@ class Step:
     comments: tuple[str, ...] = ()
     attributes: Mapping[str, Any] = field(default_factory=dict)
     expected_output: str | None = None
+    own_attributes: Mapping[str, Any] = field(default_factory=dict)
+    output_line: int | None = None
+    output_regex: bool = False
 
     @property
     def name(self) -> str | None:
         value = self.attributes.get("name")
         return str(value) if value is not None else None
+
+    @property
+    def accepted_statuses(self) -> frozenset[int] | None:
+        """The exit statuses that count as success; None when any status does."""
+        expect = self.attributes.get("expect", 0)
+        if expect == "any":
+            return None
+        if isinstance(expect, tuple):
+            return frozenset(expect)
+        return frozenset((int(expect),))
+
+    @property
+    def deployments(self) -> tuple[str, ...]:
+        """The deployments the step is for (its ``when``); empty for every one."""
+        return tuple(self.attributes.get("when", ()))
+
+    @property
+    def runs_locally(self) -> bool:
+        """Whether the step runs in a shell on this machine (``target=local``)."""
+        return self.attributes.get("target") == "local"
 
 
 @dataclass(frozen=True, slots=True)

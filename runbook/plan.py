@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 
 from . import variables
 from .errors import (
+    DeploymentRequired,
     DestructiveStepsNeedConsent,
     MissingValues,
     NoRunnableSteps,
     SectionRequired,
     StepSelectionError,
+    UnknownDeployment,
 )
-from .playbook import Playbook, Section, Step
+from .playbook import Playbook, Section, Step, declared_deployments
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,11 @@ class Plan:
     """The steps a run will take, in order, and the values they need.
 
     ``values`` contains the values supplied so far for placeholders and
-    variables; the runner adds the ones the operator types in.
+    variables; the runner adds the ones the operator types in. ``skipped``
+    maps the numbers of steps that the run skips because of their attributes
+    (see ``annotation_skips``) to the reason; such steps need no values and
+    no consent. ``deployment`` is the deployment the run is for, None until
+    it is known.
     """
 
     playbook: Playbook
@@ -50,6 +56,15 @@ class Plan:
     total_steps: int
     values: dict[str, str] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    skipped: dict[int, str] = field(default_factory=dict)
+    deployment: str | None = None
+
+    @property
+    def runnable_steps(self) -> list[PlannedStep]:
+        """The selected steps that no attribute skips."""
+        if not self.skipped:
+            return self.steps
+        return [p for p in self.steps if p.number not in self.skipped]
 
 
 def build_plan(
@@ -127,15 +142,102 @@ def select_steps(
     return chosen
 
 
+# --- Annotations: deployments, skip-test, interactive ------------------------------
+
+
+def skip_reason(
+    step: Step, deployment: str | None, testing: bool, assume_yes: bool
+) -> str | None:
+    """Return why a run skips ``step`` because of its attributes, or None.
+
+    A step whose ``when`` does not name ``deployment`` is for another
+    deployment; ``skip-test`` skips it in a docs-as-tests run (``testing``);
+    ``interactive`` skips it when nobody is there to type (``assume_yes``).
+    """
+    when = step.deployments
+    if when and deployment is not None and deployment not in when:
+        return f"for {' or '.join(when)}; this run is {deployment}"
+    reason = step.attributes.get("skip-test")
+    if testing and reason is not None:
+        return f"skip-test: {reason}"
+    if assume_yes and step.attributes.get("interactive"):
+        return "interactive: run it by hand"
+    return None
+
+
+def annotation_skips(
+    plan: Plan, deployment: str | None, testing: bool = False, assume_yes: bool = False
+) -> dict[int, str]:
+    """Return the steps of ``plan`` that their attributes skip, with the reason."""
+    skips = {}
+    for planned in plan.steps:
+        reason = skip_reason(planned.step, deployment, testing, assume_yes)
+        if reason is not None:
+            skips[planned.number] = reason
+    return skips
+
+
+def variant_steps(plan: Plan) -> list[PlannedStep]:
+    """Return the selected steps that are only for some deployments (``when``)."""
+    return [p for p in plan.steps if p.step.deployments]
+
+
+def deployment_choices(plan: Plan) -> tuple[str, ...]:
+    """Return the deployments to choose from: the front matter's, else the steps'."""
+    declared = declared_deployments(plan.playbook.front_matter, plan.playbook.path)
+    if declared:
+        return declared
+    names: dict[str, None] = {}
+    for planned in variant_steps(plan):
+        names.update(dict.fromkeys(planned.step.deployments))
+    return tuple(names)
+
+
+def check_deployment(plan: Plan, deployment: str | None, required: bool) -> None:
+    """Reject a deployment the front matter does not declare, or a missing one.
+
+    A deployment is missing when ``required`` (a ``--yes`` run, a dry run)
+    and a selected step has ``when``. Raises UnknownDeployment or
+    DeploymentRequired.
+    """
+    declared = declared_deployments(plan.playbook.front_matter, plan.playbook.path)
+    if deployment is not None:
+        if declared is not None and deployment not in declared:
+            raise UnknownDeployment(
+                f"--deployment {deployment!r} is not a deployment of "
+                f"{plan.playbook.path!r}; its front matter declares: "
+                f"{', '.join(declared) or '(none)'}"
+            )
+        return
+    variants = variant_steps(plan)
+    if not required or not variants:
+        return
+    first = variants[0]
+    choices = ", ".join(deployment_choices(plan))
+    raise DeploymentRequired(
+        f"step {first.number} ({first.label}, {plan.playbook.path}:"
+        f"{first.step.start_line}) runs only for "
+        f"{' or '.join(first.step.deployments)}, and {len(variants)} selected "
+        f"step(s) have when=; pass --deployment NAME to pick the variants to "
+        f"run (one of: {choices})"
+    )
+
+
+# --- Values and consent --------------------------------------------------------------
+
+
 def find_missing(plan: Plan) -> list[variables.MissingValue]:
-    """Return the values the plan's steps use that are neither supplied nor set."""
-    codes = [p.step.code for p in plan.steps]
+    """Return the values the runnable steps use that are neither supplied nor set.
+
+    ``MissingValue.step`` counts from 1 in ``plan.runnable_steps``.
+    """
+    codes = [p.step.code for p in plan.runnable_steps]
     return variables.find_missing_values(codes, plan.values, plan.environment)
 
 
 def check_destructive(plan: Plan) -> None:
     """Raise DestructiveStepsNeedConsent when the plan has steps marked confirm."""
-    marked = [p for p in plan.steps if p.step.attributes.get("confirm")]
+    marked = [p for p in plan.runnable_steps if p.step.attributes.get("confirm")]
     if marked:
         listed = ", ".join(
             f"{p.number} ({p.label}, line {p.step.start_line})" for p in marked
@@ -188,7 +290,7 @@ def unused_values(plan: Plan) -> list[str]:
 
 def describe_missing(plan: Plan, missing: variables.MissingValue) -> str:
     """Say where a missing value is first used, for error messages."""
-    planned = plan.steps[missing.step - 1]
+    planned = plan.runnable_steps[missing.step - 1]
     line = planned.step.start_line + missing.line
     what = f"<{missing.name}>" if missing.kind == "placeholder" else f"${missing.name}"
     return (

@@ -4,8 +4,10 @@
 tables) once, after collecting the heading titles for slugs. Headings open
 sections, fenced blocks in a shell language become steps, other code blocks
 become the section's context, and the paragraphs before a block become its
-description. Problems that do not stop
-parsing, such as an unclosed fence, are returned as ``Playbook.warnings``.
+description. An ``output`` or ``text`` block right after a step (nothing but
+blank lines between them) is that step's expected output. Problems that do
+not stop parsing, such as an unclosed fence, are returned as
+``Playbook.warnings``.
 
 The model classes live in ``runbook.model``, section lookup in
 ``runbook.lookup`` and slugs in ``runbook.slugs``; this module re-exports their
@@ -14,10 +16,12 @@ public names.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +29,14 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from runbook.attributes import (
+    DEPLOYMENT_NAME,
+    INHERITED_ATTRIBUTES,
     parse_comment_annotations,
     parse_info_attributes,
     split_info_string,
 )
-from runbook.errors import AttributeSyntaxError
+from runbook.errors import AttributeSyntaxError, PlaybookError
+from runbook.expected import ExpectedOutputError, compile_expected
 from runbook.lookup import describe_section, find_section
 from runbook.model import (
     SHELL_LANGUAGES,
@@ -49,6 +56,7 @@ from runbook.slugs import slugify, unique_slugs
 from runbook.source import normalize_newlines, read_playbook_text, split_front_matter
 
 __all__ = [
+    "OUTPUT_LANGUAGES",
     "SHELL_LANGUAGES",
     "CodeBlock",
     "ParseWarning",
@@ -65,6 +73,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Fence languages of a block that is a step's expected output when it
+#: directly follows the step.
+OUTPUT_LANGUAGES = frozenset({"output", "text"})
+
 
 def parse_playbook(text: str, path: str = "<string>") -> Playbook:
     """Parse Markdown text into a Playbook.
@@ -75,9 +87,10 @@ def parse_playbook(text: str, path: str = "<string>") -> Playbook:
     """
     text = normalize_newlines(text)
     front_matter, body = split_front_matter(text, path)
+    deployments = declared_deployments(front_matter, path, text)
     tokens = _markdown().parse(body)
 
-    builder = _Builder(path, _count_lines(body))
+    builder = _Builder(path, _count_lines(body), deployments)
     builder.feed(tokens)
     root, warnings = builder.finish()
     logger.debug("parsed %s: %d tokens, %d warnings", path, len(tokens), len(warnings))
@@ -91,6 +104,32 @@ def load_playbook(path: str) -> Playbook:
     ``parse_playbook``.
     """
     return parse_playbook(read_playbook_text(path), path)
+
+
+def declared_deployments(
+    front_matter: Mapping[str, Any], path: str, text: str = ""
+) -> tuple[str, ...] | None:
+    """Return the front matter's ``deployments`` list, or None when it has none.
+
+    Raises PlaybookError, with the line of the key when ``text`` shows it,
+    unless the value is a list of deployment names.
+    """
+    if "deployments" not in front_matter:
+        return None
+    value = front_matter["deployments"]
+    names = value if isinstance(value, list) else None
+    if names is None or not all(
+        isinstance(name, str) and DEPLOYMENT_NAME.fullmatch(name) for name in names
+    ):
+        key = re.search(r"^deployments\s*[:=]", text, re.MULTILINE)
+        line = text.count("\n", 0, key.start()) + 1 if key else 1
+        raise PlaybookError(
+            path,
+            f"front matter deployments must be a list of names (letters, digits, "
+            f"'.', '_' and '-'), as in deployments: [systemd, compose]; got {value!r}",
+            line,
+        )
+    return tuple(dict.fromkeys(names))
 
 
 @functools.cache
@@ -141,9 +180,16 @@ class _Builder:
     ends it, so that drafts do not outlive their part of the token stream.
     """
 
-    def __init__(self, path: str, line_count: int) -> None:
+    def __init__(
+        self, path: str, line_count: int, deployments: tuple[str, ...] | None = None
+    ) -> None:
         self.path = path
         self.line_count = line_count
+        #: The front matter's deployment names; None accepts any name in ``when``.
+        self.deployments = deployments
+        #: The step just added, while no other block has followed it, so that
+        #: an output block can still attach to it.
+        self.last_step: Step | None = None
         title = os.path.basename(path) or path
         self.root = _Draft(0, title, slugify(title), (), 1)
         self.stack = [self.root]
@@ -169,6 +215,8 @@ class _Builder:
         while index < len(tokens):
             token = tokens[index]
             kind = token.type
+            if kind != "fence":
+                self.last_step = None
             if kind == "heading_open":
                 self.open_section(token)
                 index += 3
@@ -273,6 +321,10 @@ class _Builder:
 
         language, rest = split_info_string(token.info)
         language = language.lower()
+        previous_step, self.last_step = self.last_step, None
+        if language in OUTPUT_LANGUAGES:
+            self.add_output(token, language, rest, previous_step)
+            return
         if language not in SHELL_LANGUAGES:
             if not language and rest.startswith("{"):
                 self.warn(
@@ -287,7 +339,70 @@ class _Builder:
             attributes = parse_info_attributes(rest)
         except ValueError as error:
             raise AttributeSyntaxError(self.path, str(error), start) from None
+        self.check_deployments(attributes, start, "fence info string")
         self.add_step(token.content, language, start, end, attributes)
+
+    def add_output(
+        self, token: Token, language: str, rest: str, step: Step | None
+    ) -> None:
+        """Attach an output block to the step right before it, or keep it as context."""
+        start, end = _lines(token)
+        try:
+            attributes = parse_info_attributes(rest, output=True)
+        except ValueError as error:
+            raise AttributeSyntaxError(self.path, str(error), start) from None
+        if step is not None and step.expected_output is not None:
+            self.warn(
+                start,
+                f"{language} block is not the expected output of the console "
+                f"block on line {step.start_line}, which already shows its "
+                "output; remove one of the two",
+            )
+            step = None
+        if attributes.get("regex"):
+            try:
+                compile_expected(token.content, regex=True)
+            except ExpectedOutputError as error:
+                raise AttributeSyntaxError(
+                    self.path, str(error), start + error.line
+                ) from None
+        if step is None:
+            self.add_context(CodeBlock(language, token.content, start, end))
+            return
+        steps = self.stack[-1].steps
+        steps[-1] = dataclasses.replace(
+            step,
+            expected_output=token.content,
+            output_line=start,
+            output_regex=bool(attributes.get("regex")),
+        )
+
+    def check_deployments(
+        self, attributes: Mapping[str, Any], line: int, where: str
+    ) -> None:
+        """Reject a ``when`` name that the front matter's deployments lack."""
+        declared = self.deployments
+        if declared is None or "when" not in attributes:
+            return
+        unknown = [name for name in attributes["when"] if name not in declared]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            raise AttributeSyntaxError(
+                self.path,
+                f"when in the {where} names {names}, which the front matter "
+                f"does not declare; declared deployments: {', '.join(declared)}. "
+                "Fix the name, or add it to deployments: in the front matter",
+                line,
+            )
+
+    def inherited_attributes(self) -> dict[str, Any]:
+        """Return the attributes the open sections pass on; deeper sections win."""
+        inherited: dict[str, Any] = {}
+        for draft in self.stack:
+            for key, value in draft.attributes.items():
+                if key in INHERITED_ATTRIBUTES:
+                    inherited[key] = value
+        return inherited
 
     def add_step(
         self,
@@ -299,9 +414,12 @@ class _Builder:
     ) -> None:
         section = self.stack[-1]
         expected_output = None
+        output_line = None
         if language == "console":
             found = console_prompt_warnings(code)
-            code, expected_output = split_console(code)
+            code, console_output = split_console(code)
+            if console_output:
+                expected_output, output_line = console_output, start
         else:
             found = bash_prompt_warnings(code)
         for offset, message in found:
@@ -317,19 +435,22 @@ class _Builder:
             _plain_text(inline.children or [], "\n").strip() for inline in self.prose
         )
         self.prose.clear()
-        section.steps.append(
-            Step(
-                code=code,
-                language=language,
-                start_line=start,
-                end_line=end,
-                heading_path=section.path,
-                description=description,
-                comments=comment_lines(code),
-                attributes=attributes,
-                expected_output=expected_output,
-            )
+        inherited = self.inherited_attributes()
+        step = Step(
+            code=code,
+            language=language,
+            start_line=start,
+            end_line=end,
+            heading_path=section.path,
+            description=description,
+            comments=comment_lines(code),
+            attributes={**inherited, **attributes} if inherited else attributes,
+            expected_output=expected_output,
+            own_attributes=attributes,
+            output_line=output_line,
         )
+        section.steps.append(step)
+        self.last_step = step
 
     def add_indented_code(self, token: Token) -> None:
         start, end = _lines(token)
@@ -379,6 +500,7 @@ class _Builder:
                 "heading; move it to the lines right after the section's heading",
             )
             return
+        self.check_deployments(attributes, start, "runbook comment")
         self.stack[-1].attributes.update(attributes)
 
 

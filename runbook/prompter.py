@@ -17,7 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from .errors import EditorError, EndOfInput
-from .plan import Plan, PlannedStep, unexpanded_references, unused_values
+from .plan import (
+    Plan,
+    PlannedStep,
+    unexpanded_references,
+    unused_values,
+    variant_steps,
+)
 from .records import Decision, RunResult, StepRecord
 from .session import StepOutcome
 
@@ -74,6 +80,8 @@ class TerminalPrompter:
             self.stdin.fileno() if interactive_terminal else None
         )
         self.steps_read_terminal = interactive_terminal
+        #: The deployment the run is for, shown with steps that have ``when``.
+        self.deployment: str | None = None
         self._out = getattr(self.stdout, "buffer", None)
         self._output_lost = False
         self._terminal = _isatty(self.stdout)
@@ -141,6 +149,10 @@ class TerminalPrompter:
                 f"Step {planned.number}/{self.total_steps}  {where}"
                 f"  (line {step.start_line})"
             )
+        if step.deployments and self.deployment is not None:
+            self.say(f"variant: {self.deployment} (when={','.join(step.deployments)})")
+        if step.runs_locally:
+            self.say("runs on: this machine (target=local)", style="yellow")
         if step.description:
             self.say(step.description, style="italic")
         self.print_code(code)
@@ -198,6 +210,12 @@ class TerminalPrompter:
         self.say(f"warning: {text}", style="yellow")
 
     def run_started(self, plan: Plan) -> None:
+        self.deployment = plan.deployment
+        if plan.deployment is not None and variant_steps(plan):
+            self.say(
+                f"Deployment: {plan.deployment}; steps for other deployments "
+                "are skipped."
+            )
         for warning in plan.playbook.warnings:
             self.warn(f"{plan.playbook.path}:{warning.line}: {warning.message}")
         for message in unexpanded_references(plan):
@@ -206,6 +224,27 @@ class TerminalPrompter:
             self.warn(
                 f"value {name!r} is not used by any selected step; check its spelling"
             )
+
+    def choose_deployment(self, choices: Sequence[str], plan: Plan) -> str:
+        """Ask until the answer is one of ``choices``; remember it for show_step."""
+        variants = variant_steps(plan)
+        self.say(
+            f"{len(variants)} step(s) of this section are for some deployments "
+            f"only: {', '.join(choices)}."
+        )
+        while True:
+            self.say("Which deployment is this? ", end="", style="bold")
+            answer = self._read_line().strip()
+            if answer in choices:
+                self.deployment = answer
+                self.say(f"Deployment: {answer}; steps for others are skipped.")
+                return answer
+            self.say(
+                f"Invalid deployment {answer!r}; type one of: {', '.join(choices)}"
+            )
+
+    def step_skipped(self, planned: PlannedStep, reason: str) -> None:
+        self.say(f"Step {planned.number} skipped: {reason}", style="dim")
 
     def step_started(self, planned: PlannedStep, code: str, announce: bool) -> None:
         if announce:
@@ -240,6 +279,18 @@ class TerminalPrompter:
                 f"Step {planned.number} failed: {record.status_text} ({seconds})",
                 style="bold red",
             )
+        if outcome.output_diff is not None:
+            self.say("The output did not match the expected output:")
+            self.print_diff(outcome.output_diff)
+
+    def print_diff(self, diff: str) -> None:
+        """Print a unified diff, coloured on a terminal."""
+        styles = {"-": "red", "+": "green", "@": "cyan"}
+        for line in diff.splitlines():
+            if line.startswith(("---", "+++")):
+                self.say(line, style="bold")
+            else:
+                self.say(line, style=styles.get(line[:1]))
 
     def confirm(self, planned: PlannedStep, code: str, show: bool) -> bool:
         if show:

@@ -36,6 +36,9 @@ class StepRecord:
     code: str = ""
     outcome: StepOutcome | None = None
     attempts: int = 0
+    #: Why a step was skipped without asking (its deployment, skip-test,
+    #: interactive under --yes, a sandbox scenario).
+    reason: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -59,8 +62,11 @@ class StepRecord:
             return f"interrupted ({outcome.exit_status})"
         if outcome.exit_status is None:
             return "incomplete input"
-        if outcome.expected_status and not outcome.succeeded:
-            return f"{outcome.exit_status} (expected {outcome.expected_status})"
+        expected = outcome.expected_status
+        if not outcome.status_accepted and expected != 0 and expected is not None:
+            return f"{outcome.exit_status} (expected {describe_statuses(expected)})"
+        if outcome.output_diff is not None:
+            return f"{outcome.exit_status}, output did not match"
         return str(outcome.exit_status)
 
     @property
@@ -92,14 +98,35 @@ class RunOptions:
     mode: str = "interactive"
     #: Steps not to run, by number, with the reason (a sandbox scenario's skips).
     skip_steps: Mapping[int, str] = field(default_factory=dict)
+    #: A docs-as-tests run: steps marked ``skip-test`` are skipped.
+    testing: bool = False
+    #: The deployment this run is for: steps whose ``when`` names other
+    #: deployments are skipped. None asks the operator when a step has ``when``
+    #: (a ``--yes`` run without it is rejected before it starts).
+    deployment: str | None = None
 
 
 def summary_row(record: StepRecord) -> dict[str, object]:
     duration = record.duration
-    return {
+    row: dict[str, object] = {
         "step": record.planned.number,
         "decision": record.decision,
         "exit_status": None if record.outcome is None else record.outcome.exit_status,
         "result": record.status_text,
         "duration": None if duration is None else round(duration, 3),
     }
+    if record.reason is not None:
+        row["reason"] = record.reason
+    return row
+
+
+def describe_statuses(expected: int | frozenset[int] | tuple[int, ...] | str) -> str:
+    """Return accepted exit statuses as text: ``3``, ``0 or 1``, ``any``."""
+    if isinstance(expected, int):
+        return str(expected)
+    if isinstance(expected, str):
+        return expected
+    numbers = [str(number) for number in sorted(expected)]
+    if len(numbers) == 1:
+        return numbers[0]
+    return ", ".join(numbers[:-1]) + " or " + numbers[-1]

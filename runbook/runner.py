@@ -10,14 +10,25 @@ from __future__ import annotations
 import logging
 import shlex
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import variables
 from .errors import EndOfInput, SessionEnded, SessionError
+from .expected import check_output
 from .live import LiveOutput, signals_as_interrupts
-from .plan import Plan, PlannedStep, check_destructive, check_values, find_missing
+from .plan import (
+    Plan,
+    PlannedStep,
+    annotation_skips,
+    check_deployment,
+    check_destructive,
+    check_values,
+    deployment_choices,
+    find_missing,
+    variant_steps,
+)
 from .records import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -56,6 +67,14 @@ class Prompter(Protocol):
 
     def run_started(self, plan: Plan) -> None:
         """Show what the run is about to do, with the playbook's parse warnings."""
+        ...
+
+    def choose_deployment(self, choices: Sequence[str], plan: Plan) -> str:
+        """Return the deployment the operator picks from ``choices``."""
+        ...
+
+    def step_skipped(self, planned: PlannedStep, reason: str) -> None:
+        """Show that a step is skipped without asking, and why."""
         ...
 
     def step_started(self, planned: PlannedStep, code: str, announce: bool) -> None:
@@ -108,12 +127,20 @@ class Runner:
         options: RunOptions,
         session_factory: Callable[[], BashSession] = BashSession,
         finish: Callable[[RunResult], int | None] | None = None,
+        local_session_factory: Callable[[], BashSession] | None = None,
     ) -> None:
         self.plan = plan
         self.prompter = prompter
         self.transcript = transcript
         self.options = options
         self.session_factory = session_factory
+        #: Starts the shell for steps marked target=local when the run's own
+        #: shell is elsewhere; None runs them in the run's shell.
+        self.local_session_factory = local_session_factory
+        #: That shell, started at the first step marked target=local.
+        self.local_session: BashSession | None = None
+        #: The shell of the step that runs or ran last.
+        self._step_session: BashSession | None = None
         #: Called after the steps, before the end record; may return a new exit status.
         self.finish = finish
         self.session: BashSession | None = None
@@ -126,6 +153,23 @@ class Runner:
         self._in_step = False
         #: The signal number when SIGTERM or SIGHUP stopped the run.
         self.terminated_by: int | None = None
+
+    def check_deployment(self) -> None:
+        """Settle the run's deployment and mark the steps that attributes skip.
+
+        ``RunOptions.deployment`` wins over ``Plan.deployment``. A ``--yes``
+        run with ``when`` steps and no deployment raises DeploymentRequired;
+        an interactive one asks when it starts.
+        """
+        deployment = self.options.deployment or self.plan.deployment
+        check_deployment(self.plan, deployment, required=self.options.assume_yes)
+        self._set_deployment(deployment)
+
+    def _set_deployment(self, deployment: str | None) -> None:
+        self.options.deployment = self.plan.deployment = deployment
+        self.plan.skipped = annotation_skips(
+            self.plan, deployment, self.options.testing, self.options.assume_yes
+        )
 
     def check_destructive(self) -> None:
         """Reject a ``--yes`` run of steps marked ``confirm`` without consent."""
@@ -149,6 +193,7 @@ class Runner:
         SIGTERM and SIGHUP stop the run like Ctrl-C: the step in progress is
         interrupted and recorded, and the transcript gets its end record.
         """
+        self.check_deployment()
         self.check_destructive()
         self.check_values()
         self._collect_secrets()
@@ -162,6 +207,8 @@ class Runner:
             total_steps=self.plan.total_steps,
             target=self.options.target,
             mode=self.options.mode,
+            deployment=self.options.deployment,
+            testing=self.options.testing,
         )
         self.prompter.run_started(self.plan)
         with signals_as_interrupts(self._note_signal):
@@ -195,9 +242,11 @@ class Runner:
     def _run_steps(self, state: _State) -> None:
         """Start the shell and run each planned step; record what did not run."""
         try:
+            if self.options.deployment is None and variant_steps(self.plan):
+                self._ask_deployment()
             self.session = self.session_factory()
             self.session.start()
-            self._export_values(self.plan.values.keys())
+            self._export_values(self.plan.values.keys(), self.session)
             for position, planned in enumerate(self.plan.steps, 1):
                 if self.terminated_by is not None and not state.stopped:
                     state.interrupted = True
@@ -224,6 +273,14 @@ class Runner:
             self._current = None
             if self.session is not None:
                 self.session.close()
+            if self.local_session is not None:
+                self.local_session.close()
+
+    def _ask_deployment(self) -> None:
+        """Ask which deployment this run is for, once, and record the answer."""
+        name = self.prompter.choose_deployment(deployment_choices(self.plan), self.plan)
+        self._set_deployment(name)
+        self.transcript.write("deployment", deployment=name)
 
     def _record_unfinished(self, state: _State) -> None:
         """Record the step in progress, if it ran, and the rest as not run."""
@@ -247,13 +304,22 @@ class Runner:
     def _stop_requested(self) -> bool:
         return self.terminated_by is not None
 
+    def _on_local_shell(self) -> bool:
+        """Return whether the last step ran in the separate shell on this machine."""
+        return (
+            self._step_session is not None and self._step_session is self.local_session
+        )
+
     def _where(self) -> str:
         """Return " on TARGET" for a remote shell, "" for a local one."""
-        return "" if self.options.target == "local" else f" on {self.options.target}"
+        if self.options.target == "local" or self._on_local_shell():
+            return ""
+        return f" on {self.options.target}"
 
     def _target_lost(self) -> str:
         """Return a note when the remote target stopped responding, else ""."""
-        if self.session is None or not self.session.target_lost:
+        session = self._step_session or self.session
+        if session is None or not session.target_lost:
             return ""
         return (
             f", and {self.options.target} no longer responds "
@@ -270,9 +336,11 @@ class Runner:
     def _run_step(self, state: _State, planned: PlannedStep, position: int) -> None:
         code = planned.step.code
         reason = self.options.skip_steps.get(planned.number)
+        if reason is None:
+            reason = self.plan.skipped.get(planned.number)
         if reason is not None:
-            self.prompter.warn(f"step {planned.number} skipped: {reason}")
-            self._record(state, StepRecord(planned, "skip"), reason=reason)
+            self.prompter.step_skipped(planned, reason)
+            self._record(state, StepRecord(planned, "skip", reason=reason))
             return
         record = StepRecord(planned, "run", code)
         self._current = record
@@ -359,12 +427,14 @@ class Runner:
                 return Decision.QUIT
             choice = self.prompter.after_session_ended(planned, outcome)
             if choice is Decision.RESTART:
-                assert self.session is not None
-                self.session.restart()
-                # What earlier steps set is gone with the old shell.
-                self._assigned.clear()
-                self._sourced = False
-                self._export_values(self.plan.values.keys())
+                session = self._step_session or self.session
+                assert session is not None
+                session.restart()
+                if session is self.session:
+                    # What earlier steps set is gone with the old shell.
+                    self._assigned.clear()
+                    self._sourced = False
+                self._export_values(self.plan.values.keys(), session)
                 return Decision.SKIP
             state.stopped = f"operator quit after step {planned.number} ended the shell"
             return Decision.QUIT
@@ -401,11 +471,12 @@ class Runner:
 
         ``announce`` shows the step first, for runs where no prompt showed it.
         """
-        assert self.session is not None
+        step = planned.step
+        session = self._session_for(planned)
         to_run = code
         if "<" in code and self.plan.values:
             to_run = variables.substitute_placeholders(code, self.plan.values)
-        timeout = planned.step.attributes.get("timeout", self.options.timeout)
+        timeout = step.attributes.get("timeout", self.options.timeout)
         heredoc = None
         if "<<" in to_run:
             heredoc = variables.find_unterminated_heredoc(to_run)
@@ -415,16 +486,21 @@ class Runner:
             outcome = _incomplete_input(heredoc)
             self.prompter.step_output(outcome.output)
         else:
-            if not self.session.alive:
+            if not session.alive:
                 raise SessionEnded("the shell session has ended")
             self.transcript.write(
-                "started", step=planned.number, line=planned.step.start_line,
+                "started", step=planned.number, line=step.start_line,
                 command=shown,
             )  # fmt: skip
+            if step.attributes.get("interactive") and self.prompter.input_fd is None:
+                self.prompter.warn(
+                    f"step {planned.number} is marked interactive, but stdin is "
+                    "not a terminal, so nobody can type into it"
+                )
             live = LiveOutput(
                 self.prompter.step_output, self.transcript, planned.number
             )
-            outcome = self.session.run(
+            outcome = session.run(
                 to_run,
                 timeout=timeout,
                 stdin_from_terminal=self.prompter.steps_read_terminal,
@@ -433,7 +509,13 @@ class Runner:
                 stop_requested=self._stop_requested,
             )
             live.flush()
-            outcome.expected_status = int(planned.step.attributes.get("expect", 0))
+            accepted = step.accepted_statuses
+            if accepted is not None and len(accepted) == 1:
+                outcome.expected_status = next(iter(accepted))
+            else:
+                outcome.expected_status = accepted
+            if step.expected_output is not None and _finished(outcome):
+                outcome.output_diff = self._compare_output(planned, outcome)
         if not self.options.assume_yes:
             self._assigned |= variables.find_assignments(to_run)
             self._sourced = self._sourced or variables.may_set_any_variable(to_run)
@@ -445,12 +527,19 @@ class Runner:
             outcome.duration,
         )
         self.prompter.step_finished(planned, outcome)
+        extra: dict[str, object] = {}
+        if step.runs_locally:
+            extra["target"] = "local"
+        if step.expected_output is not None and _finished(outcome):
+            extra["output_matched"] = outcome.output_diff is None
+        if outcome.output_diff is not None:
+            extra["output_diff"] = outcome.output_diff
         self.transcript.write(
             "step",
             step=planned.number,
-            name=planned.step.name,
-            heading_path=list(planned.step.heading_path),
-            line=planned.step.start_line,
+            name=step.name,
+            heading_path=list(step.heading_path),
+            line=step.start_line,
             command=shown,
             edited=edited,
             exit_status=outcome.exit_status,
@@ -461,8 +550,35 @@ class Runner:
             duration=round(outcome.duration, 6),
             truncated_bytes=outcome.truncated_bytes,
             **output_fields(outcome.output, self.masker),
+            **extra,
         )
         return outcome
+
+    def _session_for(self, planned: PlannedStep) -> BashSession:
+        """Return the shell a step runs in; start the local one on first use."""
+        assert self.session is not None
+        if not planned.step.runs_locally or self.local_session_factory is None:
+            self._step_session = self.session
+            return self.session
+        if self.local_session is None:
+            self.local_session = self.local_session_factory()
+            self.local_session.start()
+            self._export_values(self.plan.values.keys(), self.local_session)
+        self._step_session = self.local_session
+        return self.local_session
+
+    def _compare_output(self, planned: PlannedStep, outcome: StepOutcome) -> str | None:
+        """Return the diff from the step's expected output to its masked output."""
+        step = planned.step
+        assert step.expected_output is not None
+        actual = self.masker.data(outcome.output).decode("utf-8", "replace")
+        return check_output(
+            self.masker.text(step.expected_output),
+            actual,
+            regex=step.output_regex,
+            expected_label=f"expected ({self.plan.playbook.path}:{step.output_line})",
+            actual_label=f"output of step {planned.number}",
+        )
 
     # --- values ------------------------------------------------------------
 
@@ -494,18 +610,19 @@ class Runner:
                 self.masker.add([value])
             if item.kind == "variable":
                 new_variables.append(item.name)
-        self._export_values(new_variables)
+        for session in (self.session, self.local_session):
+            if session is not None:
+                self._export_values(new_variables, session)
 
-    def _export_values(self, names: Iterable[str]) -> None:
-        """Set supplied variables in the shell, without recording the command."""
-        assert self.session is not None
+    def _export_values(self, names: Iterable[str], session: BashSession) -> None:
+        """Set supplied variables in a shell, without recording the command."""
         lines = [
             f"export {name}={shlex.quote(self.plan.values[name])}"
             for name in names
             if name.isidentifier()
         ]
         if lines:
-            self.session.run("\n".join(lines), timeout=10)
+            session.run("\n".join(lines), timeout=10)
 
     def _display_code(self, code: str) -> str:
         """Return the code as shown and recorded: secret values become ``***``.
@@ -534,11 +651,10 @@ class Runner:
                     secret_values.append(value)
         self.masker.add(secret_values)
 
-    def _record(
-        self, state: _State, record: StepRecord, reason: str | None = None
-    ) -> None:
+    def _record(self, state: _State, record: StepRecord) -> None:
         state.records.append(record)
         if record.outcome is None:
+            reason = record.reason
             extra = {} if reason is None else {"reason": reason}
             self.transcript.write(
                 "decision",
@@ -546,6 +662,16 @@ class Runner:
                 decision=record.decision,
                 **extra,
             )
+
+
+def _finished(outcome: StepOutcome) -> bool:
+    """Return whether a step ended on its own with an accepted exit status."""
+    return (
+        outcome.status_accepted
+        and not outcome.timed_out
+        and not outcome.interrupted
+        and not outcome.session_ended
+    )
 
 
 def _incomplete_input(heredoc: tuple[str, int]) -> StepOutcome:

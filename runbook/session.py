@@ -83,13 +83,29 @@ class StepOutcome:
     killed: bool = False
     session_ended: bool = False
     truncated_bytes: int = 0
-    #: The exit status that counts as success (a step's ``expect`` attribute).
-    expected_status: int = 0
+    #: The exit statuses that count as success (a step's ``expect``
+    #: attribute); None accepts any status the step finished with.
+    expected_status: int | frozenset[int] | None = 0
+    #: A unified diff when the output did not match the step's expected output.
+    output_diff: str | None = None
+
+    @property
+    def status_accepted(self) -> bool:
+        """Whether the step finished with an exit status that counts as success."""
+        expected = self.expected_status
+        if self.exit_status is None:
+            return False
+        if expected is None:
+            return True
+        if isinstance(expected, int):
+            return self.exit_status == expected
+        return self.exit_status in expected
 
     @property
     def succeeded(self) -> bool:
         return (
-            self.exit_status == self.expected_status
+            self.status_accepted
+            and self.output_diff is None
             and not self.timed_out
             and not self.interrupted
             and not self.session_ended

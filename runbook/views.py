@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from . import variables
@@ -61,19 +62,30 @@ def render_tree(playbook: Playbook) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_step(planned: PlannedStep, total: int, code: str | None = None) -> str:
-    """Return one numbered step: heading path, source line, description, code."""
+def render_step(
+    planned: PlannedStep,
+    total: int,
+    code: str | None = None,
+    skip_reason: str | None = None,
+) -> str:
+    """Return one numbered step: heading path, source line, description, code.
+
+    Attributes that come from a section's runbook comment are marked
+    ``(section)``. ``skip_reason`` marks a step that the run would skip.
+    """
     step = planned.step
     lines = [
         f"Step {planned.number}/{total}  {' › '.join(step.heading_path)}"
         f"  (line {step.start_line})"
     ]
+    if skip_reason is not None:
+        lines.append(f"  skipped: {skip_reason}")
     shown = {k: v for k, v in step.attributes.items() if k != "name"}
     if step.name:
         lines.append(f"  name: {step.name}")
     if shown:
         described = ", ".join(
-            key if value is True else f"{key}={_attribute_text(value)}"
+            _describe_attribute(key, value, key not in step.own_attributes)
             for key, value in shown.items()
         )
         lines.append(f"  attributes: {described}")
@@ -83,18 +95,37 @@ def render_step(planned: PlannedStep, total: int, code: str | None = None) -> st
     lines.extend("    " + line for line in body.rstrip("\n").splitlines())
     if not body.strip():
         lines.append("    (empty block)")
+    if step.expected_output is not None:
+        how = ", each line a regular expression" if step.output_regex else ""
+        lines.append(f"  expected output (line {step.output_line}{how}):")
+        lines.extend("    " + line for line in step.expected_output.splitlines())
+        if not step.expected_output.strip():
+            lines.append("    (no output)")
     return "\n".join(lines) + "\n"
 
 
+def _describe_attribute(key: str, value: Any, inherited: bool) -> str:
+    text = key if value is True else f"{key}={_attribute_text(value)}"
+    return f"{text} (section)" if inherited else text
+
+
 def render_plan(plan: Plan) -> str:
-    """Return every selected step of a plan, for ``runbook show``."""
+    """Return every selected step of a plan, for ``runbook show``.
+
+    Steps in ``plan.skipped`` (for another deployment) are marked skipped.
+    """
     section = plan.section
     title = " / ".join(section.path) or section.title
     parts = [
         f"{title}  ({plan.playbook.path}:{section.start_line}, "
         f"{plan.total_steps} step{'s' if plan.total_steps != 1 else ''})\n"
     ]
-    parts.extend("\n" + render_step(p, plan.total_steps) for p in plan.steps)
+    if plan.deployment is not None:
+        parts.append(f"deployment: {plan.deployment}\n")
+    parts.extend(
+        "\n" + render_step(p, plan.total_steps, skip_reason=plan.skipped.get(p.number))
+        for p in plan.steps
+    )
     parts.extend(
         f"\nwarning: {plan.playbook.path}:{w.line}: {w.message}"
         for w in plan.playbook.warnings
@@ -108,24 +139,41 @@ def plan_data(plan: Plan) -> dict[str, Any]:
         "playbook": plan.playbook.path,
         "section": list(plan.section.path),
         "total_steps": plan.total_steps,
+        "deployment": plan.deployment,
         "warnings": [
             {"line": warning.line, "message": warning.message}
             for warning in plan.playbook.warnings
         ],
-        "steps": [
-            {
-                "number": p.number,
-                "name": p.step.name,
-                "heading_path": list(p.step.heading_path),
-                "start_line": p.step.start_line,
-                "end_line": p.step.end_line,
-                "language": p.step.language,
-                "description": p.step.description,
-                "code": p.step.code,
-                "attributes": dict(p.step.attributes),
-            }
-            for p in plan.steps
-        ],
+        "steps": [_step_data(p, plan.skipped.get(p.number)) for p in plan.steps],
+    }
+
+
+def _step_data(planned: PlannedStep, skip_reason: str | None) -> dict[str, Any]:
+    step = planned.step
+    return {
+        "number": planned.number,
+        "name": step.name,
+        "heading_path": list(step.heading_path),
+        "start_line": step.start_line,
+        "end_line": step.end_line,
+        "language": step.language,
+        "description": step.description,
+        "code": step.code,
+        # In effect: the sections' runbook comments, overridden by the step's own.
+        "attributes": _json_attributes(step.attributes),
+        "own_attributes": _json_attributes(step.own_attributes),
+        "expected_output": step.expected_output,
+        "output_line": step.output_line,
+        "output_regex": step.output_regex,
+        "skipped": skip_reason,
+    }
+
+
+def _json_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Return attributes with tuples (``when``, ``expect`` lists) as lists."""
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in attributes.items()
     }
 
 
@@ -138,18 +186,22 @@ def render_dry_run(plan: Plan, missing: list[variables.MissingValue]) -> str:
         name: MASK if variables.is_secret_name(name) else value
         for name, value in plan.values.items()
     }
+    runnable = len(plan.runnable_steps)
     parts = [
-        f"Dry run: nothing is executed. {len(plan.steps)} of {plan.total_steps} "
+        f"Dry run: nothing is executed. {runnable} of {plan.total_steps} "
         f"steps of {' / '.join(plan.section.path) or plan.section.title!r} "
         "would run.\n"
     ]
+    if plan.deployment is not None:
+        parts.append(f"Deployment: {plan.deployment}\n")
     exported = [name for name in shown if name.isidentifier()]
     if exported:
         parts.append("Variables exported before the first step:\n")
         parts.extend(f"  {name}={shown[name]}\n" for name in exported)
     for planned in plan.steps:
         code = variables.substitute_placeholders(planned.step.code, shown)
-        parts.append("\n" + render_step(planned, plan.total_steps, code))
+        reason = plan.skipped.get(planned.number)
+        parts.append("\n" + render_step(planned, plan.total_steps, code, reason))
     warnings = [
         f"{plan.playbook.path}:{w.line}: {w.message}" for w in plan.playbook.warnings
     ]
@@ -167,4 +219,6 @@ def _attribute_text(value: Any) -> str:
     """Return an attribute value as written in Markdown (false, not False)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value)
     return str(value)

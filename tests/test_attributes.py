@@ -8,14 +8,22 @@ import pytest
 
 from runbook.attributes import (
     ATTRIBUTE_ALIASES,
+    INHERITED_ATTRIBUTES,
     KNOWN_ATTRIBUTES,
+    OUTPUT_ATTRIBUTES,
     parse_comment_annotations,
+    parse_info_attributes,
     parse_info_string,
     split_info_string,
 )
 
 KNOWN_LIST = (
     "confirm, exit, expect, interactive, name, skip-test, target, timeout, when"
+)
+
+EXPECT_FORMS = (
+    'must be an exit status from 0 to 255, a list of them (expect="0,1" or '
+    "[0, 1]) or any"
 )
 
 # (info string, language, attributes)
@@ -41,20 +49,31 @@ VALID_INFO: list[tuple[str, str, dict[str, Any]]] = [
     ("bash {timeout=1.5}", "bash", {"timeout": 1.5}),
     ('sh { "timeout": 2.5 }', "sh", {"timeout": 2.5}),
     (
-        "bash {name='two words' when=\"$ENV == 'prod'\"}",
+        "bash {name='two words' when=\"systemd, compose\"}",
         "bash",
-        {"name": "two words", "when": "$ENV == 'prod'"},
+        {"name": "two words", "when": ("systemd", "compose")},
     ),
     (r'bash {name="say \"hi\""}', "bash", {"name": 'say "hi"'}),
     ("bash {name=42}", "bash", {"name": "42"}),
-    ("bash {target=true}", "bash", {"target": "true"}),
+    ("bash {target=local}", "bash", {"target": "local"}),
+    ("bash {target=remote}", "bash", {"target": "remote"}),
+    ("bash {when=compose}", "bash", {"when": ("compose",)}),
+    ("bash {when=systemd,compose,systemd}", "bash", {"when": ("systemd", "compose")}),
+    ('sh {"when": ["systemd", "k8s.prod"]}', "sh", {"when": ("systemd", "k8s.prod")}),
+    ("bash {expect=any}", "bash", {"expect": "any"}),
+    ("bash {expect=0,1}", "bash", {"expect": (0, 1)}),
+    ('bash {expect="3, 1, 3"}', "bash", {"expect": (1, 3)}),
+    ('sh {"expect": [2, 0]}', "sh", {"expect": (0, 2)}),
+    ('sh {"expect": [7]}', "sh", {"expect": 7}),
+    ('sh {"expect": "any"}', "sh", {"expect": "any"}),
+    ("bash {exit=0,255}", "bash", {"expect": (0, 255)}),
     ("bash {exit=3}", "bash", {"expect": 3}),
     ("bash {expect=0}", "bash", {"expect": 0}),
     ('bash {skip-test="needs a cluster"}', "bash", {"skip-test": "needs a cluster"}),
     (
-        "bash {target=web-1 when=$DEPLOY}",
+        "bash {target=local when=compose}",
         "bash",
-        {"target": "web-1", "when": "$DEPLOY"},
+        {"target": "local", "when": ("compose",)},
     ),
     ('bash title="deploy.sh"', "bash", {}),
     ('bash title="{braces}.sh"', "bash", {}),
@@ -128,13 +147,49 @@ INVALID_INFO: list[tuple[str, str]] = [
     ),
     (
         "bash {expect=256}",
-        "invalid attribute 'expect=256' in fence info string: "
-        "expect must be an exit status from 0 to 255",
+        f"invalid attribute 'expect=256' in fence info string: expect {EXPECT_FORMS}",
     ),
     (
         "bash {expect=1.5}",
-        "invalid attribute 'expect=1.5' in fence info string: "
-        "expect must be an exit status from 0 to 255",
+        f"invalid attribute 'expect=1.5' in fence info string: expect {EXPECT_FORMS}",
+    ),
+    (
+        "bash {expect=0,x}",
+        f"invalid attribute 'expect=0,x' in fence info string: expect {EXPECT_FORMS}",
+    ),
+    (
+        "bash {expect=some}",
+        f"invalid attribute 'expect=some' in fence info string: expect {EXPECT_FORMS}",
+    ),
+    (
+        'sh {"expect": []}',
+        "invalid attribute '\"expect\": []' in fence info string: "
+        f"expect {EXPECT_FORMS}; the list is empty",
+    ),
+    (
+        "bash {expect}",
+        "invalid attribute 'expect' in fence info string: "
+        'expect needs a value: expect=0, expect="0,1" or expect=any',
+    ),
+    (
+        "bash {target=web-1}",
+        "invalid attribute 'target=web-1' in fence info string: "
+        "target must be local (a shell on this machine) or remote (the run's "
+        "--target, the default), not 'web-1'",
+    ),
+    (
+        'bash {when="$ENV == prod"}',
+        "invalid attribute 'when=\"$ENV == prod\"' in fence info string: "
+        "when must name deployments, as in when=systemd or "
+        "when=\"systemd,compose\"; '$ENV == prod' is not a name "
+        "(letters, digits, '.', '_' and '-')",
+    ),
+    (
+        "bash {when=a,,b}",
+        "invalid attribute 'when=a,,b' in fence info string: "
+        "when must name deployments, as in when=systemd or "
+        "when=\"systemd,compose\"; '' is not a name "
+        "(letters, digits, '.', '_' and '-')",
     ),
     (
         "bash {confirm=yes}",
@@ -214,7 +269,11 @@ INVALID_INFO: list[tuple[str, str]] = [
 # (comment text, attributes)
 VALID_COMMENTS: list[tuple[str, dict[str, Any]]] = [
     ("<!-- runbook: timeout=30 confirm -->", {"timeout": 30, "confirm": True}),
-    ('<!--runbook:{"target":"web-1"}-->', {"target": "web-1"}),
+    ('<!--runbook:{"target":"local"}-->', {"target": "local"}),
+    (
+        '<!-- runbook: when=compose skip-test="needs compose" -->',
+        {"when": ("compose",), "skip-test": "needs compose"},
+    ),
     ("<!-- runbook: {name=x} -->", {"name": "x"}),
     ("<!-- Runbook: name=x -->\n", {"name": "x"}),
     (
@@ -327,3 +386,27 @@ def test_known_attributes_registry() -> None:
         "when",
     ]
     assert dict(ATTRIBUTE_ALIASES) == {"exit": "expect"}
+
+
+def test_output_attributes_registry() -> None:
+    assert sorted(OUTPUT_ATTRIBUTES) == ["regex"]
+    assert "name" not in INHERITED_ATTRIBUTES
+    assert KNOWN_ATTRIBUTES - {"name"} == INHERITED_ATTRIBUTES
+
+
+@pytest.mark.parametrize(
+    ("text", "attributes"),
+    [("", {}), ("{regex}", {"regex": True}), ('{"regex": false}', {"regex": False})],
+)
+def test_output_attributes_valid(text: str, attributes: dict) -> None:
+    assert parse_info_attributes(text, output=True) == attributes
+
+
+def test_output_attributes_reject_step_keys() -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_info_attributes("{timeout=5}", output=True)
+
+    assert str(caught.value) == (
+        "invalid attribute 'timeout=5' in fence info string: unknown attribute "
+        "'timeout'; known attributes of an output block: regex"
+    )

@@ -358,19 +358,27 @@ CASES: dict[str, Expected] = {
         sections=[(1, "Maintenance", "maintenance"), (2, "Verify", "verify")],
         section_lines=[(1, 25), (19, 25)],
         steps=[
+            # Section attributes apply to every step beneath the section.
             ExpectedStep(
                 "app cache clear\n",
                 "bash",
                 (13, 15),
                 ("Maintenance",),
                 "Clear the cache:",
+                attributes={"timeout": 30, "confirm": True},
             ),
-            ExpectedStep("app status\n", "bash", (23, 25), ("Maintenance", "Verify")),
+            ExpectedStep(
+                "app status\n",
+                "bash",
+                (23, 25),
+                ("Maintenance", "Verify"),
+                attributes={"timeout": 30, "confirm": True, "target": "local"},
+            ),
         ],
         warnings=[(17, "runbook comment is ignored")],
         section_attributes={
             "Maintenance": {"timeout": 30, "confirm": True},
-            "Verify": {"target": "web-1"},
+            "Verify": {"target": "local"},
         },
     ),
     "lookup": Expected(

@@ -1,8 +1,11 @@
-"""pytest plugin: collect playbooks as tests, one item per section with a scenario.
+"""pytest plugin: collect playbooks as tests, one item per scenario of a section.
 
 Registered through the ``pytest11`` entry point, so installing runbook is
 enough: ``pytest playbooks/ -k storage --junitxml=report.xml`` runs the
-Storage Full section against its sandbox.
+Storage Full section against its sandbox. An item is named after its section,
+with the scenario in brackets when several scenarios test the section, and
+``-k`` also matches scenario names. Each item starts its own container, so
+pytest-xdist can run items in parallel (``-n 2``).
 
 A Markdown file is collected only when it is named on the command line, or
 lies under a directory named there. It must also lie under one of the
@@ -81,6 +84,9 @@ class PlaybookFile(pytest.File):
             raise self.CollectError(str(error)) from error
         for case in cases:
             item = SectionItem.from_parent(self, name=case.node_id, case=case)
+            # -k matches the scenario's name too, also when the item's name
+            # leaves it out (a section with one scenario).
+            item.extra_keyword_matches.add(case.scenario.name)
             if case.scenario.pending:
                 mark = pytest.mark.xfail(reason=case.scenario.pending, strict=True)
                 item.add_marker(mark)
@@ -102,6 +108,9 @@ class SectionItem(pytest.Item):
         option = self.config.getoption("--runbook-transcripts")
         directory = Path(option or tempfile.mkdtemp(prefix="runbook-transcripts-"))
         outcome = run_case(self.case, directory)
+        if outcome.status == "skipped":
+            shutil.rmtree(directory, ignore_errors=True)
+            pytest.skip(str(outcome.stopped))
         if outcome.exit_code == 0 and not option:
             shutil.rmtree(directory, ignore_errors=True)  # kept only for a failure
         if outcome.exit_code != 0:

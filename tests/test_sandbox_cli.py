@@ -48,6 +48,7 @@ def test_dry_run_shows_what_the_sandbox_does(cli) -> None:
         "sandbox",
         "--dry-run",
         "--yes",
+        "--allow-destructive",
     )
     assert result.exit_code == 0, result.output
     assert "sandbox: scenario storage-full.yaml, fault disk-full" in result.output
@@ -57,21 +58,20 @@ def test_dry_run_shows_what_the_sandbox_does(cli) -> None:
 
 
 def test_dry_run_takes_the_scenarios_variables(cli) -> None:
-    result = cli("run", PLAYBOOK, "-s", "DDoS", "--target", "sandbox", "-n", "--yes")
+    result = cli(
+        "run", PLAYBOOK, "-s", "DDoS", "--target", "sandbox", "-n", "--yes",
+        "--allow-destructive",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "iptables -A INPUT -s 192.0.2.66 -j DROP" in result.output
 
 
-def test_dry_run_fails_where_the_run_would(cli) -> None:
-    result = cli(
-        "run",
-        PLAYBOOK,
-        "-s",
-        "Auth Token Compromised",
-        "--target",
-        "sandbox",
-        "--dry-run",
-    )
+def test_dry_run_fails_where_the_run_would(
+    cli, checkout: Path, tmp_path: Path
+) -> None:
+    playbook = tmp_path / "untested.md"
+    playbook.write_text("# Untested\n\n```bash\nuptime\n```\n")
+    result = cli("run", str(playbook), "-s", "Untested", "--target", "sandbox", "-n")
     assert result.exit_code == 2
     assert "no scenario in" in result.output
 
@@ -83,8 +83,11 @@ def test_unreachable_engine_is_one_clear_error(
     for args in (
         ("sandbox", "clean"),
         ("sandbox", "build"),
-        ("run", PLAYBOOK, "-s", "Storage Full", "--target", "sandbox", "--yes"),
-    ):
+        (
+            "run", PLAYBOOK, "-s", "Storage Full", "--target", "sandbox", "--yes",
+            "--allow-destructive",
+        ),
+    ):  # fmt: skip
         result = cli(*args)
         assert result.exit_code == 1, args
         assert (

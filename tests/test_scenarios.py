@@ -23,13 +23,50 @@ def test_scenario_refers_to_what_exists(path: Path) -> None:
     section = playbook.find_section(scenario.section)
     steps = len(section.all_steps())
     assert scenario.fault in FAULTS
-    numbers = [*scenario.skip, *(e.step for e in scenario.expect_output)]
+    for follow_up in scenario.then:
+        other = load_playbook(str(ROOT / "playbooks" / follow_up.playbook))
+        steps += len(other.find_section(follow_up.section).all_steps())
+    numbers = [
+        *scenario.skip,
+        *(e.step for e in scenario.expect_output),
+        *(scenario.steps or ()),
+    ]
     assert all(1 <= number <= steps for number in numbers), (numbers, steps)
-    assert find_scenario(path.parent, str(PLAYBOOK), section.path) == scenario
+    playbook_path = str(ROOT / "playbooks" / scenario.playbook)
+    found = find_scenario(path.parent, playbook_path, section.path, scenario.name)
+    assert found == scenario
 
 
 #: Scenarios that tests/test_storage_full.py and test_scenario_passes run.
-PASSING = {"storage-full", "ddos", "high-latency", "certificate-expiring"}
+PASSING = {
+    "storage-full",
+    "ddos",
+    "high-latency",
+    "certificate-expiring",
+    "server-not-starting-tls-missing",
+    "server-not-starting-weak-token",
+    "server-not-starting-db-locked",
+    "server-not-starting-db-corrupt",
+    "server-not-starting-port-in-use",
+    "node-down-killed",
+    "node-down-hung",
+    "node-down-oom",
+    "key-compromise-auth-token",
+    "key-compromise-tls-key",
+    "key-compromise-db-key",
+    "key-compromise-opaque",
+    # Run by tests/test_key_rotation.py.
+    "key-rotation-auth-token",
+    "key-rotation-tls",
+    "key-rotation-db-key",
+    "key-rotation-opaque",
+}
+PASSING |= {"server-not-starting-tls-missing-compose", "node-down-killed-compose"}
+#: Scenarios that run in their own test files rather than test_scenario_passes:
+#: tests/test_storage_full.py, tests/test_key_rotation.py, tests/test_compose.py.
+RUN_ELSEWHERE = {"storage-full"} | {
+    name for name in PASSING if name.startswith("key-rotation") or "compose" in name
+}
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
@@ -43,7 +80,7 @@ def test_scenario_passes_or_says_why_not(path: Path) -> None:
 
 @pytest.mark.docker
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(PASSING - {"storage-full"}))
+@pytest.mark.parametrize("name", sorted(PASSING - RUN_ELSEWHERE))
 def test_scenario_passes(testserver_image: str, tmp_path: Path, name: str) -> None:
     from runbook.commands import RunRequest
     from runbook.sandbox.run import run_in_sandbox
@@ -55,9 +92,12 @@ def test_scenario_passes(testserver_image: str, tmp_path: Path, name: str) -> No
         playbook=str(ROOT / "playbooks" / scenario.playbook),
         section=scenario.section,
         assume_yes=True,
+        allow_destructive=True,
         timeout=300,
         transcript=str(transcript),
         target="sandbox",
+        scenario=name,
+        testing=True,
     )
     status = run_in_sandbox(request, io.StringIO())
     records = list(read_transcript(transcript))
@@ -68,16 +108,30 @@ def test_scenario_passes(testserver_image: str, tmp_path: Path, name: str) -> No
     assert records[-1]["type"] == "end"
 
 
-def test_sections_with_faults_have_scenarios() -> None:
-    covered = {load_scenario(path).section for path in SCENARIOS}
-    assert covered == {
-        "Storage Full",
-        "Server Not Starting",
-        "Node Down",
-        "DDoS",
-        "High Latency",
-        "Certificate Expiring",
-    }
+def test_every_cause_has_a_scenario() -> None:
+    by_section: dict[str, set[str]] = {}
+    for path in SCENARIOS:
+        scenario = load_scenario(path)
+        by_section.setdefault(scenario.section, set()).add(scenario.fault)
+    assert by_section["Server Not Starting"] == {
+        "tls-missing", "weak-token", "db-locked", "db-corrupt", "port-in-use",
+    }  # fmt: skip
+    assert by_section["Node Down / Unresponsive"] == {
+        "process-killed", "process-hung", "oom",
+    }  # fmt: skip
+    for section in ("Storage Full", "DDoS", "High Latency", "Certificate Expiring"):
+        assert section in by_section
+
+
+def test_several_scenarios_for_a_section_need_a_name() -> None:
+    section = load_playbook(str(PLAYBOOK)).find_section("Server Not Starting")
+    directory = ROOT / "fixtures" / "scenarios"
+    with pytest.raises(ScenarioError, match="pick one with --scenario NAME: "):
+        find_scenario(directory, str(PLAYBOOK), section.path)
+    with pytest.raises(ScenarioError, match="tests section 'Storage Full', not"):
+        find_scenario(directory, str(PLAYBOOK), section.path, "storage-full")
+    with pytest.raises(ScenarioError, match="no scenario named 'nope'"):
+        find_scenario(directory, str(PLAYBOOK), section.path, "nope")
 
 
 @pytest.mark.parametrize(
@@ -110,6 +164,22 @@ def test_sections_with_faults_have_scenarios() -> None:
         ),
         ("playbook: [\n", "cannot read scenario"),
         ("playbook: a.md\nsection: S\nfault: oom\npending: ''\n", "'pending' must say"),
+        ("playbook: a.md\nsection: S\nfault: oom\nsteps: []\n", "'steps' must be"),
+        ("playbook: a.md\nsection: S\nfault: oom\nsteps: [a]\n", "'steps' must be"),
+        ("playbook: a.md\nsection: S\nfault: oom\nthen: [x]\n", "'then' must be"),
+        (
+            "playbook: a.md\nsection: S\nfault: oom\nthen: {playbook: b.md}\n",
+            "'then' must be",
+        ),
+        (
+            "playbook: a.md\nsection: S\nfault: oom\nfault_arguments: x\n",
+            "'fault_arguments' must be a list",
+        ),
+        (
+            "playbook: a.md\nsection: S\nfault: oom\n"
+            "post_conditions: [{command: {run: 'true'}}]\n",
+            "{command: {run: COMMAND, description: WHAT ITS SUCCESS SHOWS}}",
+        ),
     ],
 )
 def test_malformed_scenarios_name_the_file_and_the_problem(

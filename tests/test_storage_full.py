@@ -36,6 +36,7 @@ def _run_storage_full(
         playbook=str(playbook),
         section="Storage Full",
         assume_yes=True,
+        allow_destructive=True,
         timeout=300,
         transcript=str(transcript),
         target="sandbox",

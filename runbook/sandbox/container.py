@@ -107,6 +107,10 @@ class ServerContainer:
             "hostname": "qpc-sandbox",
             "cgroupns": cgroup.namespace,
             "stop_signal": "SIGRTMIN+3",
+            # Root on a server host sees every process's open files (fuser,
+            # lsof) and manages the firewall (iptables); in a container that
+            # takes these two capabilities, which reach only its namespaces.
+            "cap_add": ["SYS_PTRACE", "NET_ADMIN"],
         }
         if self.options.memory_limit:
             kwargs["mem_limit"] = self.options.memory_limit
@@ -219,6 +223,11 @@ class ServerContainer:
         return None
 
     # --- commands inside ----------------------------------------------------------
+
+    def current_env(self) -> dict[str, str]:
+        """Return the settings in the container's environment file now."""
+        status, text = self.exec(f"cat {ENV_FILE}", check=False)
+        return parse_env_text(text) if status == 0 else {}
 
     def exec(
         self,
@@ -336,8 +345,13 @@ def _tmpfs_mounts(options: ContainerOptions) -> dict[str, str]:
 
 def read_env_file(path: Path) -> dict[str, str]:
     """Return the NAME=VALUE settings of an env file, comments left out."""
+    return parse_env_text(path.read_text(encoding="utf-8"))
+
+
+def parse_env_text(text: str) -> dict[str, str]:
+    """Return the NAME=VALUE settings of an env file's text, comments left out."""
     values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")

@@ -10,7 +10,6 @@ next to the steps' records.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -19,15 +18,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from .. import variables
+from ..errors import RunbookError
 from ..plan import Plan
+from .checks import CheckResult, _tail, check_post_conditions
 from .container import ENV_FILE, ServerContainer, read_env_file
 from .docker import DockerError
-from .faults import PROOF_TIMEOUT, client_command, get_fault
+from .faults import get_fault
 from .image import ensure_image
 from .layout import SandboxLayout, find_layout
 from .scenarios import (
     OutputExpectation,
-    PostCondition,
     Scenario,
     ScenarioError,
     find_scenario,
@@ -42,15 +42,6 @@ Say = Callable[[str], None]
 
 
 @dataclass
-class CheckResult:
-    name: str
-    passed: bool
-    detail: str
-    #: True when the check did not apply to this run (its step did not run).
-    skipped: bool = False
-
-
-@dataclass
 class Sandbox:
     """A started container with its fault in place, ready for a run."""
 
@@ -61,20 +52,34 @@ class Sandbox:
     baseline: dict[str, object]
 
 
-def locate(plan: Plan) -> tuple[SandboxLayout, Scenario]:
-    """Find the checkout to build from and the scenario of the plan's section."""
+def locate(
+    plan: Plan, name: str | None = None, deployment: str | None = None
+) -> tuple[SandboxLayout, Scenario]:
+    """Find the checkout to build from and the scenario of the plan's section.
+
+    ``name`` picks one scenario when several test the section (``--scenario``),
+    ``deployment`` keeps those of one deployment (``--deployment``).
+    """
     layout = find_layout(Path(plan.playbook.path).resolve().parent)
-    scenario = find_scenario(layout.scenario_dir, plan.playbook.path, plan.section.path)
+    scenario = find_scenario(
+        layout.scenario_dir, plan.playbook.path, plan.section.path, name, deployment
+    )
     return layout, scenario
 
 
 def prepare(
-    plan: Plan, keep: bool = False, say: Say | None = None, rebuild: bool = False
+    plan: Plan,
+    keep: bool = False,
+    say: Say | None = None,
+    rebuild: bool = False,
+    scenario_name: str | None = None,
 ) -> Sandbox:
     """Build the image, start the server and inject the section's fault."""
     say = say or _stderr
-    layout, scenario = locate(plan)
+    layout, scenario = locate(plan, scenario_name)
     fault = get_fault(scenario.fault)
+    if scenario.fault_arguments:
+        fault = replace(fault, arguments=scenario.fault_arguments)
     image = ensure_image(layout, progress=say, rebuild=rebuild)
     options = fault.options
     if scenario.server_env:
@@ -97,7 +102,7 @@ def prepare(
         )
         evidence = fault.apply(server)
         say(f"sandbox: fault in place: {evidence}")
-        baseline = server.admin_json("stats")
+        baseline = _baseline(server)
     except BaseException:
         server.stop()
         raise
@@ -105,12 +110,30 @@ def prepare(
     return Sandbox(layout, scenario, server, evidence, baseline)
 
 
+def _baseline(server: ServerContainer) -> dict[str, object]:
+    """Return the database's statistics before the run, for the checks after it.
+
+    A fault that makes the database unreadable (locked, corrupt) leaves none;
+    the checks that need them then fail with that reason.
+    """
+    try:
+        return server.admin_json("stats")
+    except DockerError as error:
+        return {"unavailable": f"no statistics before the run: {error}"}
+
+
 def server_values(sandbox: Sandbox, plan: Plan) -> dict[str, str]:
-    """Return the server's settings that the plan's steps refer to, as run values."""
+    """Return the server's settings that the plan's steps refer to, as run values.
+
+    The settings are read from the container's environment file after the
+    fault, which may have changed them (a weak token, say).
+    """
     used = _referenced_names(plan)
+    settings = dict(sandbox.server.server_env)
+    settings.update(sandbox.server.current_env())
     return {
         name: value
-        for name, value in sandbox.server.server_env.items()
+        for name, value in settings.items()
         if name in used and name not in plan.values
     }
 
@@ -157,103 +180,6 @@ def check_outputs(
     return results
 
 
-def check_post_conditions(sandbox: Sandbox) -> list[CheckResult]:
-    return [
-        _check(sandbox, condition) for condition in sandbox.scenario.post_conditions
-    ]
-
-
-def _check(sandbox: Sandbox, condition: PostCondition) -> CheckResult:
-    server = sandbox.server
-    name = condition.describe()
-    try:
-        if condition.kind == "service_active":
-            return _check_active(server, name)
-        if condition.kind == "client_roundtrip":
-            return _check_roundtrip(server, name)
-        stats = server.admin_json("stats")
-        if condition.kind == "expired_messages_gone":
-            expired = int(str(stats["expired"]))
-            return CheckResult(name, expired == 0, f"{expired} expired messages left")
-        if condition.kind == "unexpired_messages_kept":
-            before, after = sandbox.baseline, stats
-            kept = (
-                before["unexpired_ids_sha256"] == after["unexpired_ids_sha256"]
-                and before["unexpired"] == after["unexpired"]
-            )
-            detail = (
-                f"{after['unexpired']} unexpired now, "
-                f"{before['unexpired']} before the run"
-            )
-            return CheckResult(name, kept, detail)
-        if condition.kind == "metric":
-            value = server.metric(str(condition.arguments["name"]))
-            if value is None:
-                return CheckResult(name, False, "the metric is not in /metrics")
-            low = condition.arguments.get("min")
-            high = condition.arguments.get("max")
-            passed = (low is None or value >= low) and (high is None or value <= high)
-            return CheckResult(name, passed, f"value {value:g}")
-    except (DockerError, OSError, ValueError, KeyError) as error:
-        return CheckResult(name, False, f"check failed: {error}")
-    raise AssertionError(condition.kind)
-
-
-def _check_active(server: ServerContainer, name: str) -> CheckResult:
-    deadline = time.monotonic() + PROOF_TIMEOUT
-    state, health = "", 0
-    while time.monotonic() < deadline:
-        state = server.unit_state()
-        try:
-            health, _ = server.http_get("/health", timeout=1.0)
-        except OSError:
-            health = 0
-        if state == "active" and health == 200:
-            return CheckResult(name, True, "qpc-server active, /health 200")
-        time.sleep(0.3)
-    return CheckResult(
-        name, False, f"qpc-server {state or 'unknown'}, /health {health or 'no answer'}"
-    )
-
-
-def _check_roundtrip(server: ServerContainer, name: str) -> CheckResult:
-    # Above the server's inline limit (1 KiB), so the payload goes to a blob
-    # file: a full data volume fails this even when SQLite's WAL has room.
-    payload = f"sandbox-check-{time.time_ns()}-" + "x" * 4096
-    status, output = client_command(
-        server, f"enqueue --to sandbox-check --ttl 600 --payload {payload}"
-    )
-    if status != 0:
-        return CheckResult(name, False, f"enqueue failed: {_tail(output)}")
-    status, output = client_command(server, "fetch --for sandbox-check")
-    if status != 0 or payload not in _fetched_payloads(output):
-        return CheckResult(
-            name, False, f"fetch did not return the message: {_tail(output)}"
-        )
-    return CheckResult(name, True, "a 4 KiB message went through enqueue and fetch")
-
-
-def _fetched_payloads(output: str) -> str:
-    import base64
-
-    try:
-        reply = json.loads(output.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return ""
-    texts = []
-    for message in reply.get("messages", []):
-        try:
-            texts.append(base64.b64decode(message.get("payload_b64", "")).decode())
-        except (ValueError, UnicodeDecodeError):
-            continue
-    return "\n".join(texts)
-
-
-def _tail(text: str, size: int = 300) -> str:
-    text = text.strip()
-    return text if len(text) <= size else "…" + text[-size:]
-
-
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -297,8 +223,12 @@ def sandbox_plan(request: RunRequest) -> tuple[Plan, SandboxLayout, Scenario]:
     # The steps run in the container, whose shell has none of this
     # machine's environment.
     request.environment = target_environment(SandboxTarget(), request.environment)
+    layout, scenario = _scenario_of(request)
+    # Steps marked when=... run for the scenario's deployment only.
+    request.deployment = scenario.deployment
     plan = plan_run(request)
-    layout, scenario = locate(plan)
+    _select_scenario_steps(scenario, plan)
+    _add_follow_ups(scenario, plan)
     check_scenario_steps(scenario, plan)
     for name, value in scenario.variables.items():
         plan.values.setdefault(name, value)
@@ -309,6 +239,63 @@ def sandbox_plan(request: RunRequest) -> tuple[Plan, SandboxLayout, Scenario]:
         supplied = _server_setting_names(layout)
         check_values(replace(plan, values={**supplied, **plan.values}))
     return plan, layout, scenario
+
+
+def _scenario_of(request: RunRequest) -> tuple[SandboxLayout, Scenario]:
+    """Find the scenario of the request's section before its plan is built."""
+    from ..commands import plan_run
+    from ..playbook import load_playbook
+
+    if request.section is None:
+        plan_run(request)  # raises the usual "--section is required" error
+    playbook = load_playbook(request.playbook)
+    section = playbook.find_section(request.section) if request.section else None
+    path = section.path if section is not None else playbook.root.path
+    layout = find_layout(Path(request.playbook).resolve().parent)
+    scenario = find_scenario(
+        layout.scenario_dir, request.playbook, path, request.scenario,
+        request.deployment,
+    )  # fmt: skip
+    return layout, scenario
+
+
+def _select_scenario_steps(scenario: Scenario, plan: Plan) -> None:
+    """Keep only the section steps that the scenario's ``steps`` names."""
+    if scenario.steps is None:
+        return
+    for number in scenario.steps:
+        if not 1 <= number <= plan.total_steps:
+            raise ScenarioError(
+                f"{scenario.path}: 'steps' names step {number}, but section "
+                f"{scenario.section!r} has steps 1 to {plan.total_steps} "
+                "('runbook show FILE --section S' numbers them)"
+            )
+    wanted = set(scenario.steps)
+    plan.steps = [planned for planned in plan.steps if planned.number in wanted]
+    if not plan.steps:
+        raise ScenarioError(
+            f"{scenario.path}: --step/--from and the scenario's 'steps' "
+            f"{list(scenario.steps)} select no step together"
+        )
+
+
+def _add_follow_ups(scenario: Scenario, plan: Plan) -> None:
+    """Append the steps of the scenario's ``then`` sections, numbered on."""
+    from ..plan import PlannedStep
+    from ..playbook import load_playbook
+
+    for follow_up in scenario.then:
+        path = Path(plan.playbook.path).parent / follow_up.playbook
+        try:
+            section = load_playbook(str(path)).find_section(follow_up.section)
+        except RunbookError as error:
+            raise ScenarioError(
+                f"{scenario.path}: 'then' entry {follow_up.playbook} / "
+                f"{follow_up.section!r}: {error}"
+            ) from error
+        for step in section.all_steps():
+            plan.total_steps += 1
+            plan.steps.append(PlannedStep(plan.total_steps, step))
 
 
 def check_scenario_steps(scenario: Scenario, plan: Plan) -> None:
@@ -331,6 +318,11 @@ def dry_run_header(request: RunRequest) -> tuple[Plan, str]:
     lines = [
         f"sandbox: scenario {scenario.path.name}, fault {fault.name} ({fault.summary})"
     ]
+    for follow_up in scenario.then:
+        lines.append(
+            f"sandbox: then runs {follow_up.playbook} / {follow_up.section!r} in "
+            "the same shell"
+        )
     if scenario.pending:
         lines.append(f"sandbox: pending, expected to fail: {scenario.pending}")
     if supplied:
@@ -368,13 +360,15 @@ def run_in_sandbox(
     from ..commands import execute
     from ..targets import DockerTarget
 
-    plan, _, scenario = sandbox_plan(request)
+    plan, layout, scenario = sandbox_plan(request)
     if scenario.pending:
         say(
             f"sandbox: warning: {scenario.path.name} is marked pending, so this "
             f"section is expected to fail: {scenario.pending}"
         )
-    sandbox = _prepare_with_signals(plan, request.keep, say)
+    if scenario.deployment == "compose":
+        return _run_compose(request, plan, layout, scenario, stdout, say)
+    sandbox = _prepare_with_signals(plan, request.keep, say, scenario.name)
     try:
         if on_ready is not None:
             on_ready(sandbox)
@@ -444,6 +438,106 @@ def run_in_sandbox(
             sandbox.server.stop()
 
 
+def _run_compose(
+    request: RunRequest,
+    plan: Plan,
+    layout: SandboxLayout,
+    scenario: Scenario,
+    stdout: IO[str] | None,
+    say: Say,
+) -> int:
+    """Run a Compose scenario: its steps in a local shell, against a project.
+
+    Only output expectations are checked: the Compose project has no systemd
+    unit and no post-condition applies to it.
+    """
+    from ..commands import execute
+    from ..targets import LocalTarget
+    from .compose import (
+        COMPOSE_FAULTS,
+        ComposeProject,
+        ComposeUnavailable,
+        compose_tool,
+    )
+
+    tool, reason = compose_tool()
+    if tool is None:
+        raise ComposeUnavailable(
+            f"scenario {scenario.name} runs the Compose deployment, but {reason}"
+        )
+    if scenario.post_conditions:
+        raise ScenarioError(
+            f"{scenario.path}: a Compose scenario cannot check post-conditions "
+            "(they read the systemd unit); remove 'post_conditions'"
+        )
+    image = ensure_image(layout, progress=say)
+    project = ComposeProject.create(layout.fixtures, image.tag, tool)
+    try:
+        seconds = project.up()
+        say(
+            f"sandbox: Compose project {project.name} healthy in {seconds:.1f} s; "
+            f"injecting fault {scenario.fault}"
+        )
+        evidence = COMPOSE_FAULTS[scenario.fault](project)
+        say(f"sandbox: fault in place: {evidence}")
+        # docker compose finds the project through these, from any directory.
+        plan.values.update(project.environment)
+        selected = {planned.number for planned in plan.steps} - set(scenario.skip)
+
+        def finish(result: RunResult, transcript: Transcript) -> int | None:
+            if result.exit_code >= 128:
+                return None
+            outputs = {
+                record.planned.number: record.outcome.output
+                for record in result.records
+                if record.outcome is not None
+            }
+            checks = check_outputs(scenario.expect_output, outputs, selected)
+            for check in checks:
+                transcript.write(
+                    "check", name=check.name, passed=check.passed,
+                    skipped=check.skipped, detail=check.detail,
+                )  # fmt: skip
+            if checks:
+                say(f"sandbox: checks of {scenario.path.name}:")
+                report(checks, say)
+            if any(not check.passed for check in checks) and result.exit_code == 0:
+                result.stopped = result.stopped or "sandbox output checks failed"
+                return 1
+            return None
+
+        result = execute(
+            request,
+            plan,
+            LocalTarget(),
+            stdout,
+            skip_steps=scenario.skip,
+            finish=finish,
+            describe_target=f"sandbox (Compose project {project.name})",
+            first_records=[
+                (
+                    "sandbox",
+                    {
+                        "deployment": "compose",
+                        "project": project.name,
+                        "scenario": scenario.name,
+                        "fault": scenario.fault,
+                        "evidence": evidence,
+                    },
+                )
+            ],
+        )
+        return result.exit_code
+    finally:
+        if request.keep:
+            say(
+                f"sandbox: Compose project {project.name} kept in {project.directory}; "
+                f"remove it with 'docker compose -p {project.name} down --volumes'"
+            )
+        else:
+            project.down()
+
+
 class SandboxTerminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP arrived while the sandbox was being prepared."""
 
@@ -452,13 +546,15 @@ class SandboxTerminated(KeyboardInterrupt):
         self.exit_status = 128 + signum
 
 
-def _prepare_with_signals(plan: Plan, keep: bool, say: Say) -> Sandbox:
+def _prepare_with_signals(
+    plan: Plan, keep: bool, say: Say, scenario_name: str | None = None
+) -> Sandbox:
     """Prepare the sandbox; SIGTERM and SIGHUP remove its container and end the run."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return prepare(plan, keep=keep, say=say)
+        return prepare(plan, keep=keep, say=say, scenario_name=scenario_name)
 
     def terminate(signum: int, frame: object) -> None:
         raise SandboxTerminated(signum)
@@ -468,7 +564,7 @@ def _prepare_with_signals(plan: Plan, keep: bool, say: Say) -> Sandbox:
         for number in (signal.SIGTERM, signal.SIGHUP)
     }
     try:
-        return prepare(plan, keep=keep, say=say)
+        return prepare(plan, keep=keep, say=say, scenario_name=scenario_name)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

@@ -12,6 +12,12 @@ A scenario is a YAML file in fixtures/scenarios/::
     expect_output:                      # what a step's output must show
       - step: 1
         matches: "100% /var/lib/quicprochat"
+    steps: [1, 3]                       # optional; the section's steps to run
+    then:                               # optional; more sections, same shell
+      - playbook: key-rotation.md
+        section: Auth Token Rotation
+    fault_arguments: [short-token]      # optional; passed to qpc-fault NAME
+    deployment: compose                 # optional; systemd (the default) or compose
     pending: why it does not pass yet   # optional; the run warns
     post_conditions:                    # checked after the run, in this order
       - service_active
@@ -19,10 +25,18 @@ A scenario is a YAML file in fixtures/scenarios/::
       - expired_messages_gone
       - unexpired_messages_kept
       - metric: {name: delivery_queue_depth, max: 1000}
+      - command:                        # exit status 0 in the container passes
+          run: iptables -C INPUT -s 192.0.2.66 -j DROP
+          description: the firewall drops 192.0.2.66
 
 The sandbox supplies the server's own settings (QPC_DB_KEY and the other
 QPC_* values of /etc/quicprochat/qpc-server.env) for the variables the steps
 use, as ``--env-file`` would on the server.
+
+Several scenarios may test one section (one per cause of an incident, say);
+``runbook run --scenario NAME`` picks one by its file name without ``.yaml``.
+Step numbers in ``skip`` and ``expect_output`` count the section's steps first,
+then those of each ``then`` section, as the run numbers them.
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunbookError, UsageError
+from .compose import COMPOSE_FAULTS
 from .faults import FAULTS
 
 if TYPE_CHECKING:
@@ -44,8 +59,18 @@ POST_CONDITIONS = (
     "client_roundtrip",
     "expired_messages_gone",
     "unexpired_messages_kept",
+    "old_token_rejected",
+    "new_token_accepted",
+    "certificate_rotated",
+    "database_rekeyed",
+    "opaque_rotated",
     "metric",
+    "command",
 )
+
+
+#: The deployments the sandbox can start.
+DEPLOYMENTS = ("systemd", "compose")
 
 
 class ScenarioError(UsageError):
@@ -65,12 +90,22 @@ class PostCondition:
     arguments: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
+        if self.kind == "command":
+            return str(self.arguments["description"])
         if self.kind != "metric":
             return self.kind.replace("_", " ")
         bounds = [
             f"{key} {value}" for key, value in self.arguments.items() if key != "name"
         ]
         return f"metric {self.arguments['name']} " + ", ".join(bounds)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A section run after the scenario's own, in the same shell session."""
+
+    playbook: str
+    section: str
 
 
 @dataclass(frozen=True)
@@ -86,6 +121,17 @@ class Scenario:
     server_env: Mapping[str, str] = field(default_factory=dict)
     #: Why the section does not pass against its fault yet; None when it does.
     pending: str | None = None
+    #: The section's steps to run (1-based); None runs them all.
+    steps: tuple[int, ...] | None = None
+    then: tuple[FollowUp, ...] = ()
+    fault_arguments: tuple[str, ...] = ()
+    #: ``systemd`` (a server host) or ``compose`` (a Compose project).
+    deployment: str = "systemd"
+
+    @property
+    def name(self) -> str:
+        """The file name without ``.yaml``, as ``--scenario`` takes it."""
+        return self.path.stem
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -103,7 +149,8 @@ def load_scenario(path: Path) -> Scenario:
         )
     known = {
         "playbook", "section", "fault", "description", "variables", "skip",
-        "expect_output", "post_conditions", "server_env", "pending",
+        "expect_output", "post_conditions", "server_env", "pending", "steps",
+        "then", "fault_arguments", "deployment",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -114,6 +161,17 @@ def load_scenario(path: Path) -> Scenario:
     for key in ("playbook", "section", "fault"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise ScenarioError(f"{where}: '{key}' must be a non-empty string")
+    deployment = data.get("deployment", "systemd")
+    if deployment not in DEPLOYMENTS:
+        raise ScenarioError(
+            f"{where}: unknown deployment {deployment!r}; the sandbox has "
+            f"{' and '.join(DEPLOYMENTS)}"
+        )
+    if deployment == "compose" and data["fault"] not in COMPOSE_FAULTS:
+        raise ScenarioError(
+            f"{where}: fault {data['fault']!r} has no Compose version; Compose "
+            f"scenarios take {', '.join(sorted(COMPOSE_FAULTS))}"
+        )
     if data["fault"] not in FAULTS:
         raise ScenarioError(
             f"{where}: unknown fault {data['fault']!r}; known faults: "
@@ -130,6 +188,10 @@ def load_scenario(path: Path) -> Scenario:
         expect_output=_expectations(data.get("expect_output"), where),
         post_conditions=_post_conditions(data.get("post_conditions"), where),
         pending=_pending(data.get("pending"), where),
+        steps=_step_numbers(data.get("steps"), where),
+        then=_follow_ups(data.get("then"), where),
+        fault_arguments=_arguments(data.get("fault_arguments"), where),
+        deployment=deployment,
     )
 
 
@@ -158,27 +220,106 @@ def scenarios_for(
 
 
 def find_scenario(
-    directory: Path, playbook_path: str, section_path: tuple[str, ...]
+    directory: Path,
+    playbook_path: str,
+    section_path: tuple[str, ...],
+    name: str | None = None,
+    deployment: str | None = None,
 ) -> Scenario:
-    """Return the scenario for a section, chosen by playbook file name and section."""
+    """Return the scenario for a section, chosen by playbook file name and section.
+
+    ``name`` (a file name without ``.yaml``) picks one when several scenarios
+    test the section; it is required then, unless ``deployment`` leaves one.
+    """
     from ..playbook import load_playbook
 
     pairs = scenarios_for(directory, playbook_path, load_playbook(playbook_path))
+    where = " / ".join(section_path)
     found = [scenario for scenario, section in pairs if section.path == section_path]
+    if name is not None:
+        named = [scenario for scenario, _ in pairs if scenario.name == name]
+        if not named:
+            listed = ", ".join(s.name for s, _ in pairs) or "none"
+            raise ScenarioError(
+                f"no scenario named {name!r} in {directory} for "
+                f"{Path(playbook_path).name}; scenarios: {listed}"
+            )
+        if named[0] not in found:
+            raise ScenarioError(
+                f"scenario {name!r} tests section {named[0].section!r}, not "
+                f"{where!r}; pass --section {named[0].section!r} or another "
+                "--scenario"
+            )
+        if deployment is not None and named[0].deployment != deployment:
+            raise ScenarioError(
+                f"scenario {name!r} is for the {named[0].deployment} deployment, "
+                f"not {deployment}; leave out --deployment or pick another scenario"
+            )
+        return named[0]
+    if deployment is not None:
+        found = [scenario for scenario in found if scenario.deployment == deployment]
     if not found:
         listed = ", ".join(f"{s.section!r} ({s.path.name})" for s, _ in pairs) or "none"
         raise ScenarioError(
-            f"no scenario in {directory} for section {' / '.join(section_path)!r} of "
+            f"no scenario in {directory} for section {where!r}"
+            + (f" and the {deployment} deployment" if deployment else "")
+            + " of "
             f"{Path(playbook_path).name}; sections with a scenario: {listed}. Add a "
             "YAML file there (the README's Scenarios section shows the format), or "
             "use --target docker:CONTAINER"
         )
     if len(found) > 1:
         raise ScenarioError(
-            f"{len(found)} scenarios match section {' / '.join(section_path)!r}: "
-            + ", ".join(s.path.name for s in found)
+            f"{len(found)} scenarios test section {where!r}; pick one with "
+            "--scenario NAME: " + ", ".join(s.name for s in found)
         )
     return found[0]
+
+
+def _step_numbers(value: object, where: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in value)
+    ):
+        raise ScenarioError(
+            f"{where}: 'steps' must be a non-empty list of step numbers, as "
+            f"'runbook show FILE --section S' numbers them; got {value!r}"
+        )
+    return tuple(value)
+
+
+def _follow_ups(value: object, where: str) -> tuple[FollowUp, ...]:
+    if value is None:
+        return ()
+    entries = value if isinstance(value, list) else [None]
+    follow_ups = []
+    for item in entries:
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"playbook", "section"}
+            or not all(isinstance(v, str) and v.strip() for v in item.values())
+        ):
+            raise ScenarioError(
+                f"{where}: 'then' must be a list of {{playbook: FILE.md, section: "
+                f"TITLE}} entries; got {item if value is entries else value!r}"
+            )
+        follow_ups.append(FollowUp(item["playbook"], item["section"]))
+    return tuple(follow_ups)
+
+
+def _arguments(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(item, str | int) and not isinstance(item, bool) for item in value
+    ):
+        raise ScenarioError(
+            f"{where}: 'fault_arguments' must be a list of strings; got {value!r}"
+        )
+    return tuple(str(item) for item in value)
 
 
 def _pending(value: object, where: str) -> str | None:
@@ -255,7 +396,7 @@ def _post_conditions(value: object, where: str) -> tuple[PostCondition, ...]:
         raise ScenarioError(f"{where}: 'post_conditions' must be a list")
     conditions = []
     for item in value:
-        if isinstance(item, str) and item in POST_CONDITIONS and item != "metric":
+        if isinstance(item, str) and item in POST_CONDITIONS[:-2]:
             conditions.append(PostCondition(item))
             continue
         if isinstance(item, dict) and set(item) == {"metric"}:
@@ -269,9 +410,19 @@ def _post_conditions(value: object, where: str) -> tuple[PostCondition, ...]:
             ):
                 conditions.append(PostCondition("metric", dict(spec)))
                 continue
+        if isinstance(item, dict) and set(item) == {"command"}:
+            spec = item["command"]
+            if (
+                isinstance(spec, dict)
+                and set(spec) == {"run", "description"}
+                and all(isinstance(v, str) and v.strip() for v in spec.values())
+            ):
+                conditions.append(PostCondition("command", dict(spec)))
+                continue
         raise ScenarioError(
             f"{where}: unknown post-condition {item!r}; use one of "
-            f"{', '.join(POST_CONDITIONS[:-1])} or "
-            "{metric: {name: NAME, min: N, max: N}}"
+            f"{', '.join(POST_CONDITIONS[:-2])}, "
+            "{metric: {name: NAME, min: N, max: N}} or "
+            "{command: {run: COMMAND, description: WHAT ITS SUCCESS SHOWS}}"
         )
     return tuple(conditions)

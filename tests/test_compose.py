@@ -53,7 +53,7 @@ def compose_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 def test_without_the_plugin_the_reason_names_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A docker that knows no "compose" subcommand, as on this machine.
+    # A docker without the "compose" subcommand, as Debian 12 installs it.
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     (fake_bin / "docker").write_text(

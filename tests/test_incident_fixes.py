@@ -46,9 +46,11 @@ def test_port_check_looked_at_tcp(start_server: StartServer) -> None:
     server = start_server()
     get_fault("port-in-use").apply(server)
     status, original = _operator(server, "ss -tlnp | grep 7000")
-    assert status == 1 and original.strip() == ""
+    assert status == 1
+    assert original.strip() == ""
     status, fixed = _operator(server, "ss -ulnp | grep 7000")
-    assert status == 0 and 'users:(("nc"' in fixed
+    assert status == 0
+    assert 'users:(("nc"' in fixed
 
 
 def test_relative_paths_missed_the_data_directory(start_server: StartServer) -> None:
@@ -67,13 +69,15 @@ def test_certificate_check_raised_a_false_alarm(start_server: StartServer) -> No
     status, original = _operator(
         server, "ls -la data/server-cert.der data/server-key.der"
     )
-    assert status != 0 and "No such file or directory" in original
+    assert status != 0
+    assert "No such file or directory" in original
     status, fixed = _operator(
         server,
         "ls -la /var/lib/quicprochat/server-cert.der "
         "/var/lib/quicprochat/server-key.der",
     )
-    assert status == 0 and "server-key.der" in fixed
+    assert status == 0
+    assert "server-key.der" in fixed
 
 
 def test_sqlite3_cannot_check_the_encrypted_database(

@@ -66,9 +66,7 @@ def test_dry_run_takes_the_scenarios_variables(cli) -> None:
     assert "iptables -A INPUT -s 192.0.2.66 -j DROP" in result.output
 
 
-def test_dry_run_fails_where_the_run_would(
-    cli, checkout: Path, tmp_path: Path
-) -> None:
+def test_dry_run_fails_where_the_run_would(cli, checkout: Path, tmp_path: Path) -> None:
     playbook = tmp_path / "untested.md"
     playbook.write_text("# Untested\n\n```bash\nuptime\n```\n")
     result = cli("run", str(playbook), "-s", "Untested", "--target", "sandbox", "-n")

@@ -107,9 +107,9 @@ class ServerContainer:
             "hostname": "qpc-sandbox",
             "cgroupns": cgroup.namespace,
             "stop_signal": "SIGRTMIN+3",
-            # Root on a server host sees every process's open files (fuser,
-            # lsof) and manages the firewall (iptables); in a container that
-            # takes these two capabilities, which reach only its namespaces.
+            # Root on a server host can read every process's open files
+            # (fuser, lsof) and change the firewall (iptables). In a container
+            # that takes these two capabilities, limited to its namespaces.
             "cap_add": ["SYS_PTRACE", "NET_ADMIN"],
         }
         if self.options.memory_limit:

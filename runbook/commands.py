@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -173,6 +173,7 @@ def execute(
     finish: Callable[[RunResult, Transcript], int | None] | None = None,
     describe_target: str | None = None,
     first_records: Sequence[tuple[str, Mapping[str, object]]] = (),
+    secrets: Iterable[str] = (),
 ) -> RunResult:
     """Run ``plan`` on ``target`` with the request's options and transcript.
 
@@ -180,6 +181,7 @@ def execute(
     ``finish`` runs after the steps, before the transcript's end record,
     and may return a new exit status (the sandbox checks post-conditions
     there). ``first_records`` are written as soon as the transcript is open.
+    ``secrets`` are values masked in the transcript and on the terminal.
     """
     from .errors import TranscriptPathError
     from .prompter import TerminalPrompter
@@ -205,6 +207,8 @@ def execute(
     )
     path = request.transcript or default_transcript_path(plan.section.slug)
     transcript = Transcript(Path(path))
+    # Masked wherever they appear, whether or not a step names them.
+    transcript.masker.add(secrets)
     hook = None
     if finish is not None:
 

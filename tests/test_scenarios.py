@@ -134,6 +134,19 @@ def test_several_scenarios_for_a_section_need_a_name() -> None:
         find_scenario(directory, str(PLAYBOOK), section.path, "nope")
 
 
+def test_deployment_filter_names_the_problem() -> None:
+    playbook = load_playbook(str(PLAYBOOK))
+    directory = ROOT / "fixtures" / "scenarios"
+    storage = playbook.find_section("Storage Full").path
+    with pytest.raises(ScenarioError, match="has no deployment 'k8s'"):
+        find_scenario(directory, str(PLAYBOOK), storage, deployment="k8s")
+    with pytest.raises(ScenarioError, match="run the systemd deployment, not compose"):
+        find_scenario(directory, str(PLAYBOOK), storage, deployment="compose")
+    node_down = playbook.find_section("Node Down").path
+    found = find_scenario(directory, str(PLAYBOOK), node_down, deployment="compose")
+    assert found.name == "node-down-killed-compose"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

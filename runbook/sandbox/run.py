@@ -21,7 +21,7 @@ from .. import variables
 from ..errors import RunbookError
 from ..plan import Plan
 from .checks import CheckResult, _tail, check_post_conditions
-from .container import ENV_FILE, ServerContainer, read_env_file
+from .container import ENV_FILE, ServerContainer, parse_env_text, read_env_file
 from .docker import DockerError
 from .faults import get_fault
 from .image import ensure_image
@@ -120,6 +120,16 @@ def _baseline(server: ServerContainer) -> dict[str, object]:
         return server.admin_json("stats")
     except DockerError as error:
         return {"unavailable": f"no statistics before the run: {error}"}
+
+
+def server_secrets(settings: dict[str, str]) -> list[str]:
+    """Return the values of the server settings whose names mark a secret.
+
+    A step may print the env file or a setting it does not name as a
+    variable, so every secret there is masked, not only the ones the steps
+    use.
+    """
+    return [value for name, value in settings.items() if variables.is_secret_name(name)]
 
 
 def server_values(sandbox: Sandbox, plan: Plan) -> dict[str, str]:
@@ -329,6 +339,12 @@ def dry_run_header(request: RunRequest) -> tuple[Plan, str]:
         lines.append(
             f"sandbox: supplies {', '.join(supplied)} from the server's settings"
         )
+    if scenario.steps is not None:
+        listed = ", ".join(str(number) for number in scenario.steps)
+        lines.append(
+            f"sandbox: runs only steps {listed} of the section, as the "
+            "scenario's 'steps' lists them"
+        )
     for number, reason in sorted(scenario.skip.items()):
         lines.append(f"sandbox: skips step {number}: {reason}")
     for expectation in scenario.expect_output:
@@ -425,6 +441,9 @@ def run_in_sandbox(
             finish=finish,
             describe_target=f"sandbox (docker:{sandbox.server.id[:12]})",
             first_records=[("sandbox", describe(sandbox))],
+            secrets=server_secrets(
+                {**sandbox.server.server_env, **sandbox.server.current_env()}
+            ),
         )
         return result.exit_code
     finally:
@@ -514,6 +533,7 @@ def _run_compose(
             skip_steps=scenario.skip,
             finish=finish,
             describe_target=f"sandbox (Compose project {project.name})",
+            secrets=server_secrets(parse_env_text(project.exec(f"cat {ENV_FILE}"))),
             first_records=[
                 (
                     "sandbox",

@@ -257,7 +257,19 @@ def find_scenario(
             )
         return named[0]
     if deployment is not None:
+        if deployment not in DEPLOYMENTS:
+            raise ScenarioError(
+                f"the sandbox has no deployment {deployment!r}; it runs "
+                f"{' and '.join(DEPLOYMENTS)} (--deployment)"
+            )
+        others = sorted({scenario.deployment for scenario in found} - {deployment})
         found = [scenario for scenario in found if scenario.deployment == deployment]
+        if not found and others:
+            raise ScenarioError(
+                f"the scenarios for section {where!r} run the "
+                f"{' and '.join(others)} deployment, not {deployment}; leave out "
+                f"--deployment, or add a scenario with 'deployment: {deployment}'"
+            )
     if not found:
         listed = ", ".join(f"{s.section!r} ({s.path.name})" for s, _ in pairs) or "none"
         raise ScenarioError(

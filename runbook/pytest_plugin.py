@@ -103,7 +103,7 @@ class SectionItem(pytest.Item):
         self.case = case
 
     def runtest(self) -> None:
-        from .testing import run_case
+        from .testing import failed_steps, run_case
 
         option = self.config.getoption("--runbook-transcripts")
         directory = Path(option or tempfile.mkdtemp(prefix="runbook-transcripts-"))
@@ -115,6 +115,7 @@ class SectionItem(pytest.Item):
             shutil.rmtree(directory, ignore_errors=True)  # kept only for a failure
         if outcome.exit_code != 0:
             lines = [f"{self.case.node_id}: exit status {outcome.exit_code}"]
+            lines += failed_steps(outcome)
             lines += [
                 f"check failed: {check['name']}: {check['detail']}"
                 for check in outcome.checks

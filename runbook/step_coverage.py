@@ -99,6 +99,9 @@ class _Evidence:
     scenarios: set[str] = field(default_factory=set)
     #: True when a run that selected the step ended in an error.
     error: bool = False
+    #: True when the state is ``skipped`` only because the runs were of
+    #: another deployment than the step's ``when`` names.
+    variant_skip: bool = False
 
 
 def step_key(playbook: str, step: Step) -> tuple[str, int]:
@@ -159,18 +162,8 @@ def read_step_results(
         if record["type"] == "step":
             item = by_number.get(number)
             accepted = frozenset((0,)) if item is None else item.step.accepted_statuses
-            status = record.get("exit_status")
-            ok = (
-                status is not None
-                and (accepted is None or status in accepted)
-                and not record.get("output_diff")
-                and not record.get("timed_out")
-                and not record.get("interrupted")
-                and not record.get("session_ended")
-                and not record.get("killed")
-            )
-            reason = "" if ok else f"exit status {record.get('exit_status')}"
-            results[number] = StepResult(number, RAN if ok else RAN_FAILED, reason)
+            reason = step_failure(record, accepted)
+            results[number] = StepResult(number, RAN_FAILED if reason else RAN, reason)
         elif record["type"] == "decision":
             if record.get("decision") == "skip":
                 reason = str(record.get("reason") or "")
@@ -180,6 +173,28 @@ def read_step_results(
             else:
                 results[number] = StepResult(number, NOT_REACHED)
     return results
+
+
+def step_failure(record: Mapping[str, Any], accepted: frozenset[int] | None) -> str:
+    """Return why a transcript ``step`` record failed, or "" when it succeeded.
+
+    ``accepted`` is the step's accepted exit statuses (its ``expect``); None
+    accepts any.
+    """
+    status = record.get("exit_status")
+    if record.get("timed_out"):
+        return "timed out"
+    if record.get("interrupted"):
+        return "interrupted"
+    if record.get("killed"):
+        return "killed"
+    if record.get("session_ended"):
+        return "the shell ended"
+    if status is None or (accepted is not None and status not in accepted):
+        return f"exit status {status}"
+    if record.get("output_diff") or record.get("output_matched") is False:
+        return "output did not match"
+    return ""
 
 
 def _known_skip_reason(scenario: Any, item: NumberedStep) -> str:
@@ -213,29 +228,21 @@ def coverage(
     """
     paths = list(playbooks)
     loaded = {path: load_playbook(path) for path in paths}
-    selectors: dict[tuple[str, int], set[str]] = {}
-    # The deployments (``when``) whose steps some scenario picks by number,
-    # or some run ran: the sandbox runs those.
-    deployments: set[str] = set()
+    # For each step, the scenarios that select it and the deployment each runs.
+    selectors: dict[tuple[str, int], dict[str, str]] = {}
     for path, playbook in loaded.items():
         for scenario, section in _scenario_pairs(path, playbook):
             numbered = numbered_steps(path, section, scenario)
             chosen = selected_numbers(scenario, numbered)
             for item in numbered:
                 if item.number in chosen:
-                    selectors.setdefault(item.key, set()).add(scenario.name)
-                    if getattr(scenario, "steps", None):
-                        deployments.update(_deployments(item.step))
+                    by_name = selectors.setdefault(item.key, {})
+                    by_name[scenario.name] = _deployment_of(scenario)
     evidence = _evidence(outcomes)
-    for outcome in outcomes:
-        for item in outcome.numbered:
-            result = outcome.steps.get(item.number)
-            if result is not None and result.result in (RAN, RAN_FAILED):
-                deployments.update(_deployments(item.step))
     rows = []
     for path, playbook in loaded.items():
         for section in _sections(playbook):
-            rows.append(_section_row(path, section, selectors, evidence, deployments))
+            rows.append(_section_row(path, section, selectors, evidence))
     return rows
 
 
@@ -243,35 +250,79 @@ def _evidence(outcomes: Iterable[Outcome]) -> dict[tuple[str, int], _Evidence]:
     """Combine every run's step results into the best state per step.
 
     A step that a run selected but never reached (the sandbox failed to start,
-    an earlier step failed) counts as not run by that run.
+    an earlier step failed) counts as not run by that run. Of two skips, one
+    with a reason of its own (``skip-test``, the scenario's ``skip``, a
+    scenario that could not run here) wins over one of a run of another
+    deployment than the step's ``when``.
     """
     found: dict[tuple[str, int], _Evidence] = {}
     for outcome in outcomes:
         scenario = outcome.case.scenario
         chosen = selected_numbers(scenario, outcome.numbered)
         for item in outcome.numbered:
-            result = outcome.steps.get(item.number)
-            if result is None and item.number not in chosen:
-                continue
-            if result is None and outcome.status == "skipped":
-                reason = f"scenario {scenario.name} skipped: {outcome.stopped}"
-                result = StepResult(item.number, SKIP, _shorten(reason))
+            result = _result_in_run(outcome, item, chosen)
             if result is None:
-                stopped = f": {outcome.stopped}" if outcome.stopped else ""
-                reason = f"scenario {scenario.name} stopped before it{stopped}"
-                result = StepResult(item.number, NOT_REACHED, _shorten(reason))
+                continue
             state, reason = _state_in_run(result, outcome)
+            variant = state == SKIPPED and _skipped_as_variant(item, outcome)
             known = found.get(item.key)
-            if known is None or _RANK[state] > _RANK[known.state]:
+            if known is None or _outranks(state, variant, known):
                 known = found[item.key] = _Evidence(
                     state,
                     reason,
                     known.scenarios if known else set(),
                     known.error if known else False,
+                    variant,
                 )
             known.scenarios.add(scenario.name)
             known.error = known.error or outcome.status == ERROR
     return found
+
+
+def _result_in_run(
+    outcome: Outcome, item: NumberedStep, chosen: set[int]
+) -> StepResult | None:
+    """Return what one run did with a step; None when the run did not select it."""
+    result = outcome.steps.get(item.number)
+    if result is not None:
+        return result
+    if item.number not in chosen:
+        return None
+    name = outcome.case.scenario.name
+    if outcome.status == "skipped":
+        why = outcome.stopped or "no reason given"
+        if not why.startswith(f"scenario {name} "):
+            why = f"scenario {name} skipped: {why}"
+        return StepResult(item.number, SKIP, _shorten(why))
+    stopped = f": {outcome.stopped}" if outcome.stopped else ""
+    reason = f"scenario {name} stopped before it{stopped}"
+    return StepResult(item.number, NOT_REACHED, _shorten(reason))
+
+
+def _skipped_as_variant(item: NumberedStep, outcome: Outcome) -> bool:
+    """Tell whether a run skipped a step only for its ``when``.
+
+    That is, the step's ``when`` names another deployment than the scenario's.
+    """
+    scenario = outcome.case.scenario
+    variants = _deployments(item.step)
+    return (
+        outcome.status != "skipped"
+        and bool(variants)
+        and _deployment_of(scenario) not in variants
+        and item.number not in getattr(scenario, "skip", {})
+        and not item.step.attributes.get("skip-test")
+    )
+
+
+def _outranks(state: str, variant: bool, known: _Evidence) -> bool:
+    if _RANK[state] != _RANK[known.state]:
+        return _RANK[state] > _RANK[known.state]
+    return state == SKIPPED and known.variant_skip and not variant
+
+
+def _deployment_of(scenario: Any) -> str:
+    return str(getattr(scenario, "deployment", "systemd"))
 
 
 def _shorten(text: str, size: int = 160) -> str:
@@ -298,9 +349,8 @@ def _state_in_run(result: StepResult, outcome: Outcome) -> tuple[str, str]:
 def _section_row(
     path: str,
     section: Section,
-    selectors: Mapping[tuple[str, int], set[str]],
+    selectors: Mapping[tuple[str, int], Mapping[str, str]],
     evidence: Mapping[tuple[str, int], _Evidence],
-    deployments: set[str],
 ) -> CoverageRow:
     line = section.start_line
     own = len(section.steps)
@@ -312,42 +362,114 @@ def _section_row(
         )
     section_skip = _section_skip_reason(section)
     step_rows = []
+    # Indexes of the ``when`` steps that no scenario of their deployment ran.
+    variants = []
     names: set[str] = set()
     error = False
-    for number, step in enumerate(section.steps, 1):
+    for index, step in enumerate(section.steps):
         key = step_key(path, step)
-        label = _label(step)
+        chosen_by = selectors.get(key, {})
         known = evidence.get(key)
+        names |= set(chosen_by)
         if known is not None:
             names |= known.scenarios
             error = error or known.error
-            step_rows.append(
-                StepCoverage(number, step.start_line, label, known.state, known.reason)
-            )
-        elif key in selectors:
-            names |= selectors[key]
-            step_rows.append(StepCoverage(number, step.start_line, label, NOT_RUN))
-        elif reason := section_skip or _unselected_skip_reason(step, deployments):
-            step_rows.append(
-                StepCoverage(number, step.start_line, label, SKIPPED, reason)
-            )
-        else:
-            step_rows.append(StepCoverage(number, step.start_line, label, NO_SCENARIO))
+        state, reason, variant = _step_state(step, chosen_by, known, section_skip)
+        if variant:
+            variants.append(index)
+        step_rows.append(
+            StepCoverage(index + 1, step.start_line, _label(step), state, reason)
+        )
+
+    tested = _tested_deployments(section, step_rows)
+    for index in variants:
+        step = section.steps[index]
+        step_rows[index] = _judge_variant(step, step_rows[index], tested)
+
     state, reason = _section_state(step_rows, error, section_skip)
-    if names and not reason:
-        reason = ", ".join(sorted(names))
+    if names:
+        listed = ", ".join(sorted(names))
+        if not reason:
+            reason = listed
+        elif state in (NO_SCENARIO, SKIPPED) and reason != section_skip:
+            reason = f"{listed}; {reason}"
     return CoverageRow(
         path, section.path, line, own, state, reason, tuple(step_rows),
         tuple(sorted(names)),
     )  # fmt: skip
 
 
+def _step_state(
+    step: Step,
+    chosen_by: Mapping[str, str],
+    known: _Evidence | None,
+    section_skip: str,
+) -> tuple[str, str, bool]:
+    """Return a step's state and reason, and whether it waits for ``_judge_variant``.
+
+    ``chosen_by`` maps the scenarios that select the step to their
+    deployments; ``known`` is what the runs did with it.
+    """
+    if known is not None:
+        if not known.variant_skip:
+            return known.state, known.reason, False
+        # A scenario of the step's own deployment selects it but did not run
+        # (-k left it out): the step is not run yet, which is no gap.
+        own = {
+            name
+            for name, deployment in chosen_by.items()
+            if deployment in _deployments(step)
+        }
+        if own - known.scenarios:
+            return NOT_RUN, "", False
+        return known.state, known.reason, True
+    if chosen_by:
+        return NOT_RUN, "", False
+    if section_skip:
+        return SKIPPED, section_skip, False
+    if step.attributes.get("skip-test"):
+        return SKIPPED, str(step.attributes["skip-test"]), False
+    return NO_SCENARIO, "", bool(_deployments(step))
+
+
+#: Step states that show a scenario ran the step, or selects it and would.
+_TESTED = (VERIFIED, FAILED, PENDING, NOT_RUN)
+
+
+def _tested_deployments(section: Section, step_rows: list[StepCoverage]) -> set[str]:
+    """Return the deployments whose ``when`` steps of the section a scenario tests."""
+    tested: set[str] = set()
+    for step, row in zip(section.steps, step_rows, strict=True):
+        if row.state in _TESTED:
+            tested.update(_deployments(step))
+    return tested
+
+
+def _judge_variant(step: Step, row: StepCoverage, tested: set[str]) -> StepCoverage:
+    """Return the row of a ``when`` step that no scenario of its deployment runs.
+
+    The step is skipped when a scenario tests a ``when`` step of the same
+    section for another deployment, because that step is its variant.
+    Otherwise nothing tests this part of the section, so it is a gap.
+    """
+    variants = _deployments(step)
+    label = " or ".join(variants)
+    if tested - set(variants):
+        reason = f"for {label}; no scenario runs that deployment here"
+        return replace(row, state=SKIPPED, reason=reason)
+    reason = f"for {label}; no scenario runs it, nor a variant for another deployment"
+    return replace(row, state=NO_SCENARIO, reason=reason)
+
+
 def _section_state(
     step_rows: list[StepCoverage], error: bool, section_skip: str
 ) -> tuple[str, str]:
+    """Return the state of a section from its steps', worst first.
+
+    A section is verified only when each step is verified or skipped with a
+    reason.
+    """
     states = {row.state for row in step_rows}
-    if states == {NO_SCENARIO}:
-        return NO_SCENARIO, ""
     if FAILED in states:
         return FAILED, ""
     if error:
@@ -357,27 +479,24 @@ def _section_state(
         return PENDING, "; ".join(sorted(reasons))
     if NOT_RUN in states:
         return NOT_RUN, ""
+    missing = [row.number for row in step_rows if row.state == NO_SCENARIO]
+    if len(missing) == len(step_rows):
+        return NO_SCENARIO, ""
+    if missing:
+        return NO_SCENARIO, f"no scenario runs {_step_numbers(missing)}"
+    unexplained = [
+        row.number for row in step_rows if row.state == SKIPPED and not row.reason
+    ]
+    if unexplained:
+        return SKIPPED, f"{_step_numbers(unexplained)} skipped without a reason"
     if states == {SKIPPED}:
         return SKIPPED, section_skip
     return VERIFIED, ""
 
 
-def _unselected_skip_reason(step: Step, deployments: set[str]) -> str:
-    """Return why no scenario needs to run a step, or "" when one should.
-
-    A ``skip-test`` step has its reason. A ``when`` step for a deployment that
-    no scenario runs (Docker Compose, when every scenario runs systemd) is
-    another deployment's variant of a step that is tested.
-    """
-    if step.attributes.get("skip-test"):
-        return str(step.attributes["skip-test"])
-    variants = _deployments(step)
-    if variants and not deployments & set(variants):
-        return (
-            f"runs only on the {' or '.join(variants)} deployment, which no "
-            "scenario runs"
-        )
-    return ""
+def _step_numbers(numbers: list[int]) -> str:
+    listed = ", ".join(str(number) for number in numbers)
+    return f"step {listed}" if len(numbers) == 1 else f"steps {listed}"
 
 
 def _deployments(step: Step) -> tuple[str, ...]:
@@ -416,14 +535,17 @@ def gaps(rows: Iterable[CoverageRow]) -> list[str]:
     problems = []
     for row in rows:
         where = f"{Path(row.playbook).name}: {' / '.join(row.section_path)}"
-        if row.state == NO_SCENARIO:
+        untested = [step for step in row.step_rows if step.state == NO_SCENARIO]
+        whole = row.step_rows and untested == list(row.step_rows)
+        if whole and not any(step.reason for step in untested):
             problems.append(f"{where}: no scenario runs its {row.steps} step(s)")
             continue
         for step in row.step_rows:
             if step.state == NO_SCENARIO:
+                detail = f" ({step.reason})" if step.reason else ""
                 problems.append(
                     f"{where}: step {step.number} (line {step.line}): no scenario "
-                    "runs it"
+                    f"runs it{detail}"
                 )
             elif step.state == SKIPPED and not step.reason:
                 problems.append(

@@ -29,6 +29,8 @@ from .step_coverage import (
     NOT_RUN,
     PARENT,
     PENDING,
+    RAN_FAILED,
+    SKIP,
     SKIPPED,
     VERIFIED,
     CoverageRow,
@@ -45,8 +47,8 @@ from .step_coverage import (
 __all__ = [
     "ERROR", "FAILED", "MANUAL", "NO_SCENARIO", "NOT_RUN", "PARENT", "PENDING",
     "SKIPPED", "VERIFIED",
-    "Case", "CoverageRow", "Outcome", "collect", "coverage", "gaps", "run_case",
-    "render_outcome", "render_report", "render_summary",
+    "Case", "CoverageRow", "Outcome", "collect", "coverage", "failed_steps", "gaps",
+    "run_case", "render_outcome", "render_report", "render_summary",
 ]  # fmt: skip
 
 
@@ -214,7 +216,7 @@ def _read_transcript(outcome: Outcome, started_at: float) -> None:
         if record["type"] == "check":
             outcome.checks.append(record)
         elif record["type"] == "end":
-            outcome.stopped = outcome.stopped or record.get("stopped")
+            outcome.stopped = outcome.stopped or _for_test_report(record.get("stopped"))
         elif record["type"] == "sandbox" and "ready_seconds" in record:
             outcome.ready_seconds = float(record["ready_seconds"])
     if records and "time" in records[0]:
@@ -222,6 +224,18 @@ def _read_transcript(outcome: Outcome, started_at: float) -> None:
         outcome.prepare_seconds = max(0.0, first - started_at)
     scenario = outcome.case.scenario
     outcome.steps = read_step_results(records, outcome.numbered, scenario)
+
+
+#: The runner's advice when a ``--yes`` run stops at a failed step. ``runbook
+#: test`` has no ``--keep-going``, so its report words the stop for a test.
+_KEEP_GOING_ADVICE = re.compile(r";? stopping \(--keep-going would [^)]*\)")
+
+
+def _for_test_report(stopped: str | None) -> str | None:
+    if stopped is None:
+        return None
+    test_wording = "; runbook test stops a scenario at its first failed step"
+    return _KEEP_GOING_ADVICE.sub(test_wording, stopped)
 
 
 def log_line(stream: io.StringIO) -> Callable[[str], None]:
@@ -247,11 +261,12 @@ def render_outcome(outcome: Outcome) -> str:
     lines = [
         f"{MARKS[outcome.status]} {outcome.case.node_id}  "
         f"({outcome.case.scenario.path.name}, {outcome.seconds:.1f} s, "
-        f"{checks}/{len(outcome.checks)} checks)"
+        f"{checks}/{len(outcome.checks)} checks{_all_skipped(outcome)})"
     ]
     if outcome.status == "skipped":
         lines.append(f"      skipped: {outcome.stopped}")
     if not outcome.ok:
+        lines += [f"      {failure}" for failure in failed_steps(outcome)]
         for check in outcome.checks:
             if not check.get("passed"):
                 detail = str(check["detail"]).replace("\n", "\n        ")
@@ -267,6 +282,31 @@ def render_outcome(outcome: Outcome) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _all_skipped(outcome: Outcome) -> str:
+    """Return ", all N steps skipped" when the run skipped every step, else ""."""
+    results = outcome.steps.values()
+    if not results or any(result.result != SKIP for result in results):
+        return ""
+    count = len(results)
+    return ", its 1 step skipped" if count == 1 else f", all {count} steps skipped"
+
+
+def failed_steps(outcome: Outcome) -> list[str]:
+    """Return a line for each step that failed in a case's run, with the cause."""
+    by_number = {item.number: item for item in outcome.numbered}
+    lines = []
+    for number, result in sorted(outcome.steps.items()):
+        if result.result != RAN_FAILED:
+            continue
+        item = by_number.get(number)
+        where = ""
+        if item is not None:
+            name = f"{item.step.name}, " if item.step.name else ""
+            where = f" ({name}{Path(item.playbook).name}:{item.step.start_line})"
+        lines.append(f"step {number}{where} failed: {result.reason}")
+    return lines
+
+
 def render_summary(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
     """Render the coverage of every section and step, and the counts."""
     lines = render_coverage(rows)
@@ -274,12 +314,14 @@ def render_summary(outcomes: list[Outcome], rows: list[CoverageRow]) -> str:
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     summary = ", ".join(f"{count} {status}" for status, count in counts.items())
-    missing = sum(1 for row in rows if row.state == NO_SCENARIO and row.steps)
+    missing = sum(
+        1 for row in rows if any(step.state == NO_SCENARIO for step in row.step_rows)
+    )
     steps = ", ".join(f"{n} {state}" for state, n in step_counts(rows).items())
     lines.append("")
     lines.append(
-        f"{summary or 'no section ran'}; {missing} section(s) with steps have no "
-        "scenario"
+        f"{summary or 'no section ran'}; {missing} section(s) have steps that no "
+        "scenario runs"
     )
     if steps:
         lines.append(f"steps: {steps}")

@@ -123,13 +123,18 @@ def test_coverage_without_runs(drill: str) -> None:
     assert _row(rows, "Drill").state == testing.PARENT
 
 
-def test_coverage_skips_another_deployments_step(drill: str, tmp_path: Path) -> None:
+def test_coverage_lone_variant_without_scenario(drill: str, tmp_path: Path) -> None:
+    # Check's compose step has no systemd variant, so no tested step of the
+    # section replaces it.
     beta = tmp_path / "fixtures" / "scenarios" / "beta.yaml"
     beta.write_text(BETA + "steps: [1, 3]\n")
-    check = _row(testing.coverage([drill]), "Check")
-    assert _states(check)[1] == (
-        testing.SKIPPED,
-        "runs only on the compose deployment, which no scenario runs",
+    rows = testing.coverage([drill])
+    check = _row(rows, "Check")
+    reason = "for compose; no scenario runs it, nor a variant for another deployment"
+    assert _states(check)[1] == (testing.NO_SCENARIO, reason)
+    assert (
+        f"drill.md: Drill / Check: step 2 (line 9): no scenario runs it ({reason})"
+        in testing.gaps(rows)
     )
 
 
@@ -235,8 +240,225 @@ def test_render_summary_lists_steps(drill: str) -> None:
     report = testing.render_report([], testing.coverage([drill]))
     assert "  no scenario    Uncovered  [1 step, line 23]\n" in report
     assert "  no scenario      1. nobody  [line 25]\n" in report
-    assert "no section ran; 1 section(s) with steps have no scenario" in report
+    assert "no section ran; 1 section(s) have steps that no scenario runs" in report
     assert "steps: 4 not run, 1 no scenario" in report
+
+
+OPS = """\
+---
+deployments: [systemd, compose]
+---
+# Ops
+
+## Logs
+
+```bash {name=journal when=systemd}
+echo systemd
+```
+
+```bash {name=compose-logs when=compose}
+echo compose
+```
+
+## Restart
+
+```bash {name=restart when=systemd}
+echo systemd
+```
+
+```bash {name=restart-compose when=compose}
+echo compose
+```
+
+## Unscripted
+
+```bash {name=one}
+echo one
+```
+
+```bash {name=two}
+echo two
+```
+
+```bash {name=remote skip-test="needs a second host"}
+echo remote
+```
+
+```bash {name=three}
+echo three
+```
+
+## Partly Tested
+
+```bash {name=first}
+echo first
+```
+
+```bash {name=second}
+echo second
+```
+
+## Lone Variant
+
+```bash {name=common}
+echo common
+```
+
+```bash {name=compose-only when=compose}
+echo compose
+```
+"""
+
+
+def _ops(tmp_path: Path, scenarios: dict[str, str]) -> str:
+    """Return the Ops playbook in a checkout of its own, with ``scenarios``."""
+    (tmp_path / "Dockerfile.testserver").write_text("FROM scratch\n")
+    directory = tmp_path / "fixtures" / "scenarios"
+    directory.mkdir(parents=True)
+    for name, text in scenarios.items():
+        (directory / f"{name}.yaml").write_text(f"playbook: ops.md\n{text}")
+    (tmp_path / "playbooks").mkdir()
+    playbook = tmp_path / "playbooks" / "ops.md"
+    playbook.write_text(OPS)
+    return str(playbook)
+
+
+LOGS = "section: Logs\nfault: disk-full\n"
+LOGS_COMPOSE = "section: Logs\nfault: tls-missing\ndeployment: compose\n"
+VARIANT_SKIP = {"type": "decision", "step": 2, "decision": "skip",
+                "reason": "for compose; this run is systemd"}  # fmt: skip
+
+
+def test_coverage_untested_steps_fail_a_section(tmp_path: Path) -> None:
+    ops = _ops(tmp_path, {"partly": "section: Partly Tested\nfault: disk-full\n"
+                                    "steps: [1]\n"})  # fmt: skip
+    case = testing.collect([ops])[0]
+    records = [{"type": "step", "step": 1, "exit_status": 0}]
+    rows = testing.coverage([ops], [_outcome(case, "passed", records)])
+    unscripted = _row(rows, "Unscripted")
+    assert _states(unscripted) == [
+        (testing.NO_SCENARIO, ""),
+        (testing.NO_SCENARIO, ""),
+        (testing.SKIPPED, "needs a second host"),
+        (testing.NO_SCENARIO, ""),
+    ]
+    assert unscripted.state == testing.NO_SCENARIO
+    partly = _row(rows, "Partly Tested")
+    assert _states(partly) == [(testing.VERIFIED, ""), (testing.NO_SCENARIO, "")]
+    assert partly.state == testing.NO_SCENARIO
+    assert partly.reason == "partly; no scenario runs step 2"
+    problems = testing.gaps(rows)
+    assert "ops.md: Ops / Unscripted: step 4 (line 40): no scenario runs it" in (
+        problems
+    )
+    assert "ops.md: Ops / Partly Tested: step 2 (line 50): no scenario runs it" in (
+        problems
+    )
+
+
+def test_coverage_variants_without_any_scenario(tmp_path: Path) -> None:
+    ops = _ops(tmp_path, {"logs": LOGS})
+    rows = testing.coverage([ops])
+    restart = _row(rows, "Restart")
+    assert [state for state, _ in _states(restart)] == [testing.NO_SCENARIO] * 2
+    assert restart.state == testing.NO_SCENARIO
+    problems = [problem for problem in testing.gaps(rows) if "Restart" in problem]
+    assert len(problems) == 2
+    assert problems[0].startswith(
+        "ops.md: Ops / Restart: step 1 (line 18): no scenario runs it (for systemd;"
+    )
+
+
+def test_coverage_excuses_a_variant_beside_one_that_ran(tmp_path: Path) -> None:
+    ops = _ops(tmp_path, {"logs": LOGS})
+    case = testing.collect([ops])[0]
+    records = [{"type": "step", "step": 1, "exit_status": 0}, VARIANT_SKIP]
+    rows = testing.coverage([ops], [_outcome(case, "passed", records)])
+    logs = _row(rows, "Logs")
+    assert _states(logs) == [
+        (testing.VERIFIED, ""),
+        (testing.SKIPPED, "for compose; no scenario runs that deployment here"),
+    ]
+    assert logs.state == testing.VERIFIED
+    assert not [problem for problem in testing.gaps(rows) if "Logs" in problem]
+
+
+def test_coverage_run_skips_a_lone_variant(tmp_path: Path) -> None:
+    ops = _ops(tmp_path, {"lone": "section: Lone Variant\nfault: disk-full\n"})
+    case = testing.collect([ops])[0]
+    records = [{"type": "step", "step": 1, "exit_status": 0}, VARIANT_SKIP]
+    rows = testing.coverage([ops], [_outcome(case, "passed", records)])
+    lone = _row(rows, "Lone Variant")
+    assert _states(lone)[1][0] == testing.NO_SCENARIO
+    assert lone.state == testing.NO_SCENARIO
+    assert any("Lone Variant: step 2" in problem for problem in testing.gaps(rows))
+
+
+def test_coverage_skipped_compose_scenario(tmp_path: Path) -> None:
+    ops = _ops(tmp_path, {"logs": LOGS, "logs-compose": LOGS_COMPOSE})
+    systemd, compose = testing.collect([ops])
+    skipped = _outcome(compose, "skipped", [])
+    skipped.stopped = "no Compose plugin"
+    reason = "scenario logs-compose skipped: no Compose plugin"
+    # Alone (-k logs-compose): every step keeps the skip's reason.
+    logs = _row(testing.coverage([ops], [skipped]), "Logs")
+    assert _states(logs) == [(testing.SKIPPED, reason)] * 2
+    assert logs.state == testing.SKIPPED
+    # Beside the systemd run, the compose step keeps that reason too.
+    records = [{"type": "step", "step": 1, "exit_status": 0}, VARIANT_SKIP]
+    passed = _outcome(systemd, "passed", records)
+    rows = testing.coverage([ops], [passed, skipped])
+    assert _states(_row(rows, "Logs")) == [
+        (testing.VERIFIED, ""),
+        (testing.SKIPPED, reason),
+    ]
+    assert not [problem for problem in testing.gaps(rows) if "Logs" in problem]
+
+
+def test_coverage_variant_whose_scenario_did_not_run(tmp_path: Path) -> None:
+    ops = _ops(tmp_path, {"logs": LOGS, "logs-compose": LOGS_COMPOSE})
+    systemd = testing.collect([ops], "logs")[0]
+    records = [{"type": "step", "step": 1, "exit_status": 0}, VARIANT_SKIP]
+    rows = testing.coverage([ops], [_outcome(systemd, "passed", records)])
+    logs = _row(rows, "Logs")
+    assert _states(logs) == [(testing.VERIFIED, ""), (testing.NOT_RUN, "")]
+    assert logs.state == testing.NOT_RUN
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"exit_status": 0, "output_matched": False, "output_diff": "-a\n+b\n"},
+         "output did not match"),
+        ({"exit_status": 2}, "exit status 2"),
+        ({"exit_status": None, "timed_out": True}, "timed out"),
+        ({"exit_status": 130, "interrupted": True}, "interrupted"),
+    ],
+)  # fmt: skip
+def test_coverage_names_why_a_step_failed(
+    drill: str, record: dict[str, object], reason: str
+) -> None:
+    case = testing.collect([drill], "alpha")[0]
+    records = [{"type": "step", "step": 1, **record}]
+    outcome = _outcome(case, "failed", records)
+    check = _row(testing.coverage([drill], [outcome]), "Check")
+    assert _states(check)[0] == (testing.FAILED, f"{reason} in scenario alpha")
+    assert testing.failed_steps(outcome) == [
+        f"step 1 (look, drill.md:5) failed: {reason}"
+    ]
+
+
+def test_render_outcome_notes_all_steps_skipped(drill: str) -> None:
+    case = testing.collect([drill], "alpha")[0]
+    records = [
+        {"type": "decision", "step": number, "decision": "skip", "reason": "r"}
+        for number in (1, 2, 3)
+    ]
+    line = testing.render_outcome(_outcome(case, "passed", records))
+    assert line.startswith("PASS  Check [alpha]  (alpha.yaml, 1.0 s, 0/0 checks, ")
+    assert "all 3 steps skipped)" in line
+    ran = [{"type": "step", "step": 1, "exit_status": 0}] + records[1:]
+    assert "skipped" not in testing.render_outcome(_outcome(case, "passed", ran))
 
 
 def _case(scenario_name: str) -> testing.Case:
@@ -421,3 +643,118 @@ def test_pytest_leaves_markdown_outside_playbook_dirs_alone() -> None:
         command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert "no tests collected" in result.stdout
+
+
+MISMATCH = """\
+# Mine
+
+## Output Mismatch
+
+```bash {name=status-wrong}
+systemctl is-active qpc-server
+```
+
+```output
+inactive
+```
+
+```bash {name=after}
+echo after
+```
+
+## All Skipped
+<!-- runbook: skip-test="needs a second host" -->
+
+```bash {name=other-host}
+echo would-run
+```
+"""
+
+
+def _checkout_with_image(tmp_path: Path) -> Path:
+    """Return a checkout whose test server files are this one's (same image tag).
+
+    The Dockerfile and the image's files are symlinks, so the content hash
+    and the cached image are this checkout's; the scenarios are the test's.
+    """
+    root = tmp_path / "checkout"
+    (root / "fixtures" / "scenarios").mkdir(parents=True)
+    (root / "Dockerfile.testserver").symlink_to(ROOT / "Dockerfile.testserver")
+    for name in ("image", "server"):
+        (root / "fixtures" / name).symlink_to(ROOT / "fixtures" / name)
+    for name, section in (("mismatch", "Output Mismatch"), ("skips", "All Skipped")):
+        (root / "fixtures" / "scenarios" / f"{name}.yaml").write_text(
+            f"playbook: mine.md\nsection: {section}\nfault: cert-expiring\n"
+        )
+    (root / "playbooks").mkdir()
+    (root / "playbooks" / "mine.md").write_text(MISMATCH)
+    return root
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_runbook_test_reports_an_output_mismatch(
+    testserver_image: str, tmp_path: Path
+) -> None:
+    root = _checkout_with_image(tmp_path)
+    command = [
+        sys.executable, "-m", "runbook", "test", "playbooks/mine.md",
+        "--transcripts", str(tmp_path / "text"),
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=root, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+
+    out = result.stdout
+    assert "FAIL  Output Mismatch  (mismatch.yaml, " in out
+    assert (
+        "      step 1 (status-wrong, mine.md:5) failed: output did not match\n" in out
+    )
+    assert (
+        "      stopped: step 1 failed; runbook test stops a scenario at its first "
+        "failed step\n"
+    ) in out
+    assert "--keep-going" not in out + result.stderr
+
+    assert "  failed           1. status-wrong  [line 5] (output did not match in " in (
+        out
+    )
+    assert re.search(
+        r"^PASS  All Skipped  \(skips.yaml, .*, its 1 step skipped\)$", out, re.M
+    )
+
+    # -j 1 writes both progress lines of each case.
+    for name in ("Output Mismatch", "All Skipped"):
+        assert f"running {name} ...\n" in result.stderr
+        assert re.search(
+            rf"^finished {name}: (FAIL|PASS) in [\d.]+ s$", result.stderr, re.M
+        )
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_runbook_test_json_writes_progress(
+    testserver_image: str, tmp_path: Path
+) -> None:
+    import json
+
+    root = _checkout_with_image(tmp_path)
+    command = [
+        sys.executable, "-m", "runbook", "test", "playbooks/mine.md", "-j", "2",
+        "--format", "json", "--transcripts", str(tmp_path / "json"),
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=root, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    for name in ("Output Mismatch", "All Skipped"):
+        assert f"running {name} ...\n" in result.stderr
+        assert f"finished {name}: " in result.stderr
+    report = json.loads(result.stdout)
+    statuses = {case["node_id"]: case["status"] for case in report["cases"]}
+    assert statuses == {"Output Mismatch": "failed", "All Skipped": "passed"}
+    mismatch = report["cases"][0]
+    assert mismatch["stopped"] == (
+        "step 1 failed; runbook test stops a scenario at its first failed step"
+    )

@@ -43,6 +43,8 @@ _PAIR = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+#: One whitespace-separated word of an info string; quotes may hold spaces.
+_INFO_WORD = re.compile(rf"(?:{_QUOTED_PATTERN}|[^\s\"'])+", re.DOTALL)
 _SPACE = re.compile(r"\s*")
 _WORD = re.compile(r"[^\s}]+|}")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -428,7 +430,9 @@ def parse_info_string(info: str) -> tuple[str, dict[str, Any]]:
     return language, parse_info_attributes(rest)
 
 
-def parse_info_attributes(text: str, output: bool = False) -> dict[str, Any]:
+def parse_info_attributes(
+    text: str, output: bool = False, language: str = ""
+) -> dict[str, Any]:
     """Parse the attributes that follow the language in a fence info string.
 
     Text that does not start with ``{`` is left to other tools (for example
@@ -436,7 +440,8 @@ def parse_info_attributes(text: str, output: bool = False) -> dict[str, Any]:
     outside quotes. Such a brace is taken as a misplaced attribute group: its
     own errors are reported first, then the text before it.
     With ``output``, the keys are those of an expected output block
-    (``OUTPUT_ATTRIBUTES``) instead of a step's.
+    (``OUTPUT_ATTRIBUTES``) instead of a step's. ``language`` only shapes
+    the example in error messages.
     Raises ValueError when the attributes are malformed, unknown or mistyped.
     """
     schema = _OUTPUT_SCHEMA if output else _STEP_SCHEMA
@@ -447,6 +452,7 @@ def parse_info_attributes(text: str, output: bool = False) -> dict[str, Any]:
 
     brace = _first_unquoted_brace(text)
     if brace is None:
+        _reject_unbraced_keys(text, schema, language)
         return {}
     if text[brace] == "}":
         reason = "unbalanced braces; write attributes as {key=value ...}"
@@ -458,6 +464,23 @@ def parse_info_attributes(text: str, output: bool = False) -> dict[str, Any]:
         "attributes right after the language, as in bash {key=value ...}"
     )
     raise _invalid_syntax(text, FENCE_CONTEXT, reason)
+
+
+def _reject_unbraced_keys(text: str, schema: _Schema, language: str) -> None:
+    """Raise ValueError when a word after the language is one of our keys.
+
+    Other words stay for other tools (``title="deploy.sh"``), but ``bash
+    confirm`` or ``output regex`` would otherwise be ignored without a word.
+    """
+    for word in _INFO_WORD.findall(text):
+        key = word.split("=", 1)[0]
+        if key in schema.converters or key in schema.aliases:
+            raise _invalid_syntax(
+                text,
+                FENCE_CONTEXT,
+                f"{key!r} outside braces is not read as an attribute; write "
+                f"it in braces after the language, as in {language} {{{word}}}",
+            )
 
 
 def _first_unquoted_brace(text: str) -> int | None:

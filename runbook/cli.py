@@ -533,18 +533,18 @@ def test_command(
             )
         printer.expect(cases)
 
+        # Progress goes to standard error in both formats, so that standard
+        # output holds only the report or the JSON document.
         def started(case: testing.Case) -> None:
-            if text:
-                click.echo(f"running {case.node_id} ...", err=True)
+            click.echo(f"running {case.node_id} ...", err=True)
 
         def finished(outcome: testing.Outcome) -> None:
-            if text and workers > 1:
-                click.echo(
-                    f"finished {outcome.case.node_id}: "
-                    f"{testing.MARKS[outcome.status].strip()} in "
-                    f"{outcome.seconds:.1f} s",
-                    err=True,
-                )
+            click.echo(
+                f"finished {outcome.case.node_id}: "
+                f"{testing.MARKS[outcome.status].strip()} in "
+                f"{outcome.seconds:.1f} s",
+                err=True,
+            )
             printer.finished(outcome)
 
         if workers == 1:
@@ -699,7 +699,8 @@ def lint_command(
     variables never set or mentioned, RB004 shellcheck, RB005 broken links,
     RB006 destructive steps without confirm, RB007 retired names, RB008
     commands missing on --target, RB009 parse warnings, RB010 output blocks
-    that follow no step, RB011 when= without declared deployments.
+    that follow no step, RB011 when= without declared deployments, RB012
+    misspelt front matter keys.
 
     Example: runbook lint playbooks/*.md --retired quicproquo --retired qpq
     """

@@ -56,11 +56,37 @@ class _Line:
     text: str
     wildcard: bool = False
     pattern: re.Pattern[str] | None = None
+    #: The literal pieces between inline ``...`` wildcards; empty for none.
+    pieces: tuple[str, ...] = ()
 
     def matches(self, actual: str) -> bool:
         if self.pattern is not None:
             return self.pattern.fullmatch(actual) is not None
+        if self.pieces:
+            return _glob_matches(self.pieces, actual)
         return self.text == actual
+
+
+def _glob_matches(pieces: Sequence[str], actual: str) -> bool:
+    """Return whether ``actual`` is the pieces in order with any text between them.
+
+    The first piece must start the line and the last must end it. Each middle
+    piece is taken at its leftmost place after the previous one: with only
+    match-anything gaps, an earlier place never leaves less room for the
+    rest, so the search needs no backtracking and stays linear in the line.
+    """
+    first, *middle, last = pieces
+    if len(first) + len(last) > len(actual):
+        return False
+    if not actual.startswith(first) or not actual.endswith(last):
+        return False
+    position, end = len(first), len(actual) - len(last)
+    for piece in middle:
+        found = actual.find(piece, position, end)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    return True
 
 
 def normalize_lines(text: str) -> list[str]:
@@ -108,8 +134,7 @@ def compile_expected(expected: str, regex: bool = False) -> list[_Line]:
                     "regex to match the text literally",
                 ) from None
         elif WILDCARD in line:
-            parts = (re.escape(part) for part in line.split(WILDCARD))
-            compiled.append(_Line(line, pattern=re.compile(".*".join(parts))))
+            compiled.append(_Line(line, pieces=tuple(line.split(WILDCARD))))
         else:
             compiled.append(_Line(line))
     return compiled

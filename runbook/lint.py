@@ -16,11 +16,13 @@ line, and a message that gives the fix.
 | RB009 | warning | a parse warning (an unclosed fence, a ``$ `` prompt in bash) |
 | RB010 | warning | an ``output`` block that follows no step, so nothing checks it |
 | RB011 | info | ``when`` in a playbook whose front matter declares no deployments |
+| RB012 | warning | a front matter key close to one runbook reads (``deployment``) |
 | RB000 | error | a file that cannot be read or parsed at all |
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shutil
@@ -28,13 +30,21 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import variables
-from .errors import RunbookError
+from .errors import PlaybookError, RunbookError
 from .model import Playbook, Step
 from .playbook import load_playbook
+from .source import read_playbook_text
+
+if TYPE_CHECKING:
+    from .targets import Target
 
 SEVERITIES = ("info", "warning", "error")
+
+#: The front matter keys that runbook reads.
+FRONT_MATTER_KEYS = ("deployments",)
 
 #: Variables a shell has without any step setting them.
 COMMON_ENVIRONMENT = (
@@ -100,7 +110,7 @@ def lint(
     try:
         playbook = load_playbook(path)
     except RunbookError as error:
-        return [Finding("RB000", "error", path, 1, str(error))]
+        return [_unparsed(path, error)]
     steps = list(playbook.root.all_steps())
     findings: list[Finding] = [
         Finding("RB009", "warning", path, warning.line, warning.message)
@@ -115,10 +125,25 @@ def lint(
     findings += _destructive(path, steps)
     findings += _retired(path, steps, retired)
     findings += _orphan_outputs(path, playbook)
-    findings += _undeclared_deployments(path, playbook, steps)
+    misspelt = _misspelt_front_matter(path, playbook)
+    findings += misspelt
+    if not misspelt:
+        # A misspelt deployments key is the likelier fix than declaring names.
+        findings += _undeclared_deployments(path, playbook, steps)
     if target is not None:
         findings += _missing_commands(path, steps, target)
     return sorted(findings, key=lambda f: (f.file, f.line, f.rule))
+
+
+def _unparsed(path: str, error: RunbookError) -> Finding:
+    """Return the RB000 finding for ``error``, at its line, without repeating it."""
+    message = str(error)
+    line = 1
+    if isinstance(error, PlaybookError):
+        line = error.line or 1
+        location = error.path if error.line is None else f"{error.path}:{error.line}"
+        message = message.removeprefix(f"{location}: ")
+    return Finding("RB000", "error", path, line, message)
 
 
 def at_or_above(findings: Iterable[Finding], severity: str) -> list[Finding]:
@@ -373,6 +398,36 @@ def _orphan_outputs(path: str, playbook: Playbook) -> list[Finding]:
     ]
 
 
+def _misspelt_front_matter(path: str, playbook: Playbook) -> list[Finding]:
+    """Report front matter keys that look like a misspelling of one runbook reads.
+
+    Other keys are left alone: front matter often carries keys for other
+    tools (``title``, ``tags``).
+    """
+    findings = []
+    text = ""
+    for key in playbook.front_matter:
+        if not isinstance(key, str) or key in FRONT_MATTER_KEYS:
+            continue
+        close = difflib.get_close_matches(key.lower(), FRONT_MATTER_KEYS, 1, 0.75)
+        if not close:
+            continue
+        text = text or read_playbook_text(path)
+        found = re.search(rf"^\s*{re.escape(key)}\s*[:=]", text, re.MULTILINE)
+        line = text.count("\n", 0, found.start()) + 1 if found else 1
+        findings.append(
+            Finding(
+                "RB012",
+                "warning",
+                path,
+                line,
+                f"front matter key {key!r} is not one runbook reads, so it is "
+                f"ignored; rename it to {close[0]!r}",
+            )
+        )
+    return findings
+
+
 def _undeclared_deployments(
     path: str, playbook: Playbook, steps: list[Step]
 ) -> list[Finding]:
@@ -452,16 +507,34 @@ def command_names(code: str) -> list[tuple[str, int]]:
 
 
 def _missing_commands(path: str, steps: list[Step], target_text: str) -> list[Finding]:
-    from .session import BashSession
-    from .targets import parse_target
+    """Find commands that do not exist where their steps run.
 
-    uses: dict[str, tuple[Step, int]] = {}
+    Steps marked ``target=local`` run on this machine whatever the run's
+    target is, so their commands are looked up here, not on ``target_text``.
+    """
+    from .targets import LocalTarget, parse_target
+
+    target = parse_target(target_text)
+    remote_uses: dict[str, tuple[Step, int]] = {}
+    local_uses: dict[str, tuple[Step, int]] = {}
     for step in steps:
+        uses = local_uses if step.runs_locally and not target.is_local else remote_uses
         for name, number in command_names(step.code):
             uses.setdefault(name, (step, number))
+    findings = _probe_commands(path, remote_uses, target, target.describe())
+    where = "this machine, where steps marked target=local run"
+    findings += _probe_commands(path, local_uses, LocalTarget(), where)
+    return findings
+
+
+def _probe_commands(
+    path: str, uses: dict[str, tuple[Step, int]], target: Target, where: str
+) -> list[Finding]:
+    """Return an RB008 finding for each name in ``uses`` that ``target`` lacks."""
+    from .session import BashSession
+
     if not uses:
         return []
-    target = parse_target(target_text)
     probe = " ".join(
         f"command -v {name} >/dev/null 2>&1 || echo MISSING:{name};" for name in uses
     )
@@ -477,7 +550,7 @@ def _missing_commands(path: str, steps: list[Step], target_text: str) -> list[Fi
                 "error",
                 path,
                 _line(step, number),
-                f"{name!r} is not a command on {target.describe()}; install it "
+                f"{name!r} is not a command on {where}; install it "
                 "there or mark the step for another deployment",
             )  # fmt: skip
         )

@@ -336,7 +336,7 @@ class _Builder:
             return
 
         try:
-            attributes = parse_info_attributes(rest)
+            attributes = parse_info_attributes(rest, language=language)
         except ValueError as error:
             raise AttributeSyntaxError(self.path, str(error), start) from None
         self.check_deployments(attributes, start, "fence info string")
@@ -348,7 +348,7 @@ class _Builder:
         """Attach an output block to the step right before it, or keep it as context."""
         start, end = _lines(token)
         try:
-            attributes = parse_info_attributes(rest, output=True)
+            attributes = parse_info_attributes(rest, output=True, language=language)
         except ValueError as error:
             raise AttributeSyntaxError(self.path, str(error), start) from None
         if step is not None and step.expected_output is not None:
@@ -387,10 +387,14 @@ class _Builder:
         unknown = [name for name in attributes["when"] if name not in declared]
         if unknown:
             names = ", ".join(repr(name) for name in unknown)
+            if declared:
+                listed = f"declared deployments: {', '.join(declared)}"
+            else:
+                listed = "no deployments are declared (deployments: [])"
             raise AttributeSyntaxError(
                 self.path,
                 f"when in the {where} names {names}, which the front matter "
-                f"does not declare; declared deployments: {', '.join(declared)}. "
+                f"does not declare; {listed}. "
                 "Fix the name, or add it to deployments: in the front matter",
                 line,
             )
@@ -500,6 +504,14 @@ class _Builder:
                 "heading; move it to the lines right after the section's heading",
             )
             return
+        if "name" in attributes:
+            raise AttributeSyntaxError(
+                self.path,
+                "name cannot go in a section's runbook comment, because a name "
+                "belongs to one step; put it in that step's fence info "
+                f"string, as in bash {{name={attributes['name']}}}",
+                start,
+            )
         self.check_deployments(attributes, start, "runbook comment")
         self.stack[-1].attributes.update(attributes)
 

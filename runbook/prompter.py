@@ -217,7 +217,10 @@ class TerminalPrompter:
                 "are skipped."
             )
         for warning in plan.playbook.warnings:
-            self.warn(f"{plan.playbook.path}:{warning.line}: {warning.message}")
+            self.say(
+                f"{plan.playbook.path}:{warning.line}: warning: {warning.message}",
+                style="yellow",
+            )
         for message in unexpanded_references(plan):
             self.warn(message)
         for name in unused_values(plan):
@@ -225,22 +228,31 @@ class TerminalPrompter:
                 f"value {name!r} is not used by any selected step; check its spelling"
             )
 
-    def choose_deployment(self, choices: Sequence[str], plan: Plan) -> str:
-        """Ask until the answer is one of ``choices``; remember it for show_step."""
+    def choose_deployment(self, choices: Sequence[str], plan: Plan) -> str | None:
+        """Ask until the reply names one of ``choices``, in any case, or is ``q``.
+
+        Returns the chosen name as ``choices`` spells it, or None for ``q``
+        (quit). The choice is kept for show_step.
+        """
         variants = variant_steps(plan)
+        by_folded = {choice.casefold(): choice for choice in choices}
         self.say(
             f"{len(variants)} step(s) of this section are for some deployments "
             f"only: {', '.join(choices)}."
         )
         while True:
-            self.say("Which deployment is this? ", end="", style="bold")
+            self.say("Which deployment is this ([q]uit)? ", end="", style="bold")
             answer = self._read_line().strip()
-            if answer in choices:
-                self.deployment = answer
-                self.say(f"Deployment: {answer}; steps for others are skipped.")
-                return answer
+            chosen = answer if answer in choices else by_folded.get(answer.casefold())
+            if chosen is not None:
+                self.deployment = chosen
+                self.say(f"Deployment: {chosen}; steps for others are skipped.")
+                return chosen
+            if answer.lower() in ("q", "quit"):
+                return None
             self.say(
-                f"Invalid deployment {answer!r}; type one of: {', '.join(choices)}"
+                f"Invalid deployment {answer!r}; type one of: {', '.join(choices)}, "
+                "or q to quit"
             )
 
     def step_skipped(self, planned: PlannedStep, reason: str) -> None:

@@ -69,8 +69,8 @@ class Prompter(Protocol):
         """Show what the run is about to do, with the playbook's parse warnings."""
         ...
 
-    def choose_deployment(self, choices: Sequence[str], plan: Plan) -> str:
-        """Return the deployment the operator picks from ``choices``."""
+    def choose_deployment(self, choices: Sequence[str], plan: Plan) -> str | None:
+        """Return the deployment the operator picks from ``choices``, None to quit."""
         ...
 
     def step_skipped(self, planned: PlannedStep, reason: str) -> None:
@@ -242,8 +242,11 @@ class Runner:
     def _run_steps(self, state: _State) -> None:
         """Start the shell and run each planned step; record what did not run."""
         try:
-            if self.options.deployment is None and variant_steps(self.plan):
-                self._ask_deployment()
+            asks = self.options.deployment is None and variant_steps(self.plan)
+            if asks and not self._ask_deployment():
+                state.stopped = "operator quit at the deployment prompt"
+                self._record_unfinished(state)
+                return
             self.session = self.session_factory()
             self.session.start()
             self._export_values(self.plan.values.keys(), self.session)
@@ -276,11 +279,17 @@ class Runner:
             if self.local_session is not None:
                 self.local_session.close()
 
-    def _ask_deployment(self) -> None:
-        """Ask which deployment this run is for, once, and record the answer."""
+    def _ask_deployment(self) -> bool:
+        """Ask which deployment this run is for, once, and record the answer.
+
+        Returns False when the operator quit instead of answering.
+        """
         name = self.prompter.choose_deployment(deployment_choices(self.plan), self.plan)
+        if name is None:
+            return False
         self._set_deployment(name)
         self.transcript.write("deployment", deployment=name)
+        return True
 
     def _record_unfinished(self, state: _State) -> None:
         """Record the step in progress, if it ran, and the rest as not run."""
@@ -369,7 +378,8 @@ class Runner:
         if planned.step.attributes.get("confirm") and not self._confirmed(
             planned, code, show=announce
         ):
-            self._record(state, StepRecord(planned, "skip"))
+            reason = "operator did not confirm"
+            self._record(state, StepRecord(planned, "skip", reason=reason))
             return
         if planned.step.attributes.get("confirm") and not self.options.assume_yes:
             announce = False  # the confirmation already showed the step
@@ -515,7 +525,7 @@ class Runner:
             else:
                 outcome.expected_status = accepted
             if step.expected_output is not None and _finished(outcome):
-                outcome.output_diff = self._compare_output(planned, outcome)
+                self._check_output(planned, outcome)
         if not self.options.assume_yes:
             self._assigned |= variables.find_assignments(to_run)
             self._sourced = self._sourced or variables.may_set_any_variable(to_run)
@@ -566,6 +576,28 @@ class Runner:
             self._export_values(self.plan.values.keys(), self.local_session)
         self._step_session = self.local_session
         return self.local_session
+
+    def _check_output(self, planned: PlannedStep, outcome: StepOutcome) -> None:
+        """Set ``outcome.output_diff``; a stop signal meanwhile interrupts the step.
+
+        A step's own timeout does not cover this check. A user's regular
+        expression can backtrack for minutes, and Python runs signal handlers
+        inside the ``re`` module, so SIGTERM, SIGHUP and Ctrl-C raise
+        KeyboardInterrupt here and the step is recorded as interrupted.
+        """
+        try:
+            self._in_step = False
+            if self.terminated_by is not None:
+                raise KeyboardInterrupt
+            outcome.output_diff = self._compare_output(planned, outcome)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            self.prompter.warn(
+                f"step {planned.number}: the output check was interrupted; "
+                "the output was not compared"
+            )
+        finally:
+            self._in_step = True
 
     def _compare_output(self, planned: PlannedStep, outcome: StepOutcome) -> str | None:
         """Return the diff from the step's expected output to its masked output."""

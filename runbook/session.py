@@ -624,6 +624,14 @@ class BashSession:
         bash itself, so bash abandons the rest of the step even when the job
         handles SIGINT and exits normally. The session stays usable when the
         prompt comes back; when it does not, the shell is declared ended.
+
+        NOTE: a step that set a trap on INT (``trap 'cleanup' INT``, in this
+        step or an earlier one) is not abandoned: bash runs the trap and goes
+        on with the step's next command, and the trap stays set for later
+        steps. A DEBUG trap under ``shopt -s extdebug`` could skip those
+        commands, but it made every simple command about 11 times slower
+        (bash 5.2, a loop of assignments), ran for the user's trap commands
+        too, and changes shell state that steps can see.
         """
         if not outcome.interrupted:
             outcome.timed_out = True

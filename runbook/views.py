@@ -58,7 +58,9 @@ def render_tree(playbook: Playbook) -> str:
     for label, count, slug, line in rows:
         steps = f"{count} step{'s' if count != 1 else ''}" if count else "-"
         lines.append(f"{label.ljust(width)}  {steps:>8}  #{slug}  line {line}")
-    lines.extend(f"warning: line {w.line}: {w.message}" for w in playbook.warnings)
+    lines.extend(
+        f"{playbook.path}:{w.line}: warning: {w.message}" for w in playbook.warnings
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +129,7 @@ def render_plan(plan: Plan) -> str:
         for p in plan.steps
     )
     parts.extend(
-        f"\nwarning: {plan.playbook.path}:{w.line}: {w.message}"
+        f"\n{plan.playbook.path}:{w.line}: warning: {w.message}"
         for w in plan.playbook.warnings
     )
     return "".join(parts) + ("\n" if plan.playbook.warnings else "")
@@ -203,10 +205,14 @@ def render_dry_run(plan: Plan, missing: list[variables.MissingValue]) -> str:
         reason = plan.skipped.get(planned.number)
         parts.append("\n" + render_step(planned, plan.total_steps, code, reason))
     warnings = [
-        f"{plan.playbook.path}:{w.line}: {w.message}" for w in plan.playbook.warnings
+        f"{plan.playbook.path}:{w.line}: warning: {w.message}"
+        for w in plan.playbook.warnings
     ]
-    warnings.extend(unexpanded_references(plan))
-    parts.extend(f"\nwarning: {text}" for text in warnings)
+    warnings.extend(
+        _located_warning(plan.playbook.path, text)
+        for text in unexpanded_references(plan)
+    )
+    parts.extend(f"\n{text}" for text in warnings)
     if warnings:
         parts.append("\n")
     if missing:
@@ -222,3 +228,11 @@ def _attribute_text(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(str(item) for item in value)
     return str(value)
+
+
+def _located_warning(path: str, text: str) -> str:
+    """Return ``PATH:LINE: message`` as ``PATH:LINE: warning: message``."""
+    end = text.find(": ", len(path) + 1) if text.startswith(f"{path}:") else -1
+    if end < 0:
+        return f"warning: {text}"
+    return f"{text[:end]}: warning: {text[end + 2 :]}"

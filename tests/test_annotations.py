@@ -150,7 +150,7 @@ def test_console_without_output_checks_nothing() -> None:
 
 def test_section_attributes_inherited() -> None:
     playbook = parse_playbook(
-        "# A\n<!-- runbook: timeout=9 when=compose name=section -->\n\n"
+        "# A\n<!-- runbook: timeout=9 when=compose -->\n\n"
         "## B\n<!-- runbook: timeout=5 -->\n\n```bash {expect=any}\ntrue\n```\n\n"
         "## C\n\n```bash {timeout=1 when=systemd}\ntrue\n```\n"
     )
@@ -164,6 +164,55 @@ def test_section_attributes_inherited() -> None:
     assert dict(first.own_attributes) == {"expect": "any"}
     assert dict(second.attributes) == {"timeout": 1, "when": ("systemd",)}
     assert first.name is None
+
+
+def test_section_comment_rejects_name() -> None:
+    with pytest.raises(AttributeSyntaxError) as caught:
+        parse_playbook("# A\n<!-- runbook: name=x -->\n\n```bash\ntrue\n```\n", "p.md")
+
+    assert caught.value.line == 2
+    assert str(caught.value).startswith("p.md:2: name cannot go in a section's")
+    assert "as in bash {name=x}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("info", "fix"),
+    [
+        ("output regex", "as in output {regex}"),
+        ("text regex=true", "as in text {regex=true}"),
+        ("bash confirm", "as in bash {confirm}"),
+        ("sh name=check", "as in sh {name=check}"),
+        ("bash timeout=5 interactive", "as in bash {timeout=5}"),
+    ],
+)
+def test_attribute_outside_braces_rejected(info: str, fix: str) -> None:
+    text = f"# A\n\n```bash\ntrue\n```\n\n```{info}\nx\n```\n"
+
+    with pytest.raises(AttributeSyntaxError) as caught:
+        parse_playbook(text, "p.md")
+
+    assert caught.value.line == 7
+    assert "outside braces is not read as an attribute" in str(caught.value)
+    assert fix in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "info", ["bash", 'bash title="a name=x"', "console", "text", "bash data-confirm"]
+)
+def test_other_words_after_language_allowed(info: str) -> None:
+    text = f"# A\n\n```bash\ntrue\n```\n\n```{info}\nx\n```\n"
+
+    assert len(parse_playbook(text, "p.md").root.all_steps()) >= 1
+
+
+def test_empty_deployments_message() -> None:
+    text = "---\ndeployments: []\n---\n# T\n\n```bash {when=x}\ntrue\n```\n"
+
+    with pytest.raises(AttributeSyntaxError) as caught:
+        parse_playbook(text, "p.md")
+
+    assert "no deployments are declared (deployments: [])" in str(caught.value)
+    assert "declared deployments: ." not in str(caught.value)
 
 
 def test_when_names_undeclared_deployment() -> None:
@@ -496,12 +545,57 @@ def test_interactive_run_asks_deployment_once(cli, write, tmp_path):
     )  # fmt: skip
 
     assert result.exit_code == 0
-    assert result.output.count("Which deployment is this?") == 2
+    assert result.output.count("Which deployment is this ([q]uit)?") == 2
     assert "Invalid deployment 'k8s'" in result.output
     assert lines(result.output, "journal-step")
     assert not lines(result.output, "compose-step")
     chosen = [r for r in records(transcript) if r["type"] == "deployment"]
     assert [r["deployment"] for r in chosen] == ["systemd"]
+
+
+def test_deployment_answer_in_any_case(cli, write, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+
+    result = cli(
+        "run", write(VARIANTS), "-s", "Logs", "--transcript", str(transcript),
+        input="SYSTEMD\na\n",
+    )  # fmt: skip
+
+    assert result.exit_code == 0
+    assert "Deployment: systemd;" in result.output
+    chosen = [r for r in records(transcript) if r["type"] == "deployment"]
+    assert [r["deployment"] for r in chosen] == ["systemd"]
+
+
+def test_deployment_prompt_quits(cli, write, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+
+    result = cli(
+        "run", write(VARIANTS), "-s", "Logs", "--transcript", str(transcript),
+        input="k8s\nq\n",
+    )  # fmt: skip
+
+    assert result.exit_code == 0
+    assert "type one of: systemd, compose, or q to quit" in result.output
+    assert "Stopped: operator quit at the deployment prompt" in result.output
+    found = records(transcript)
+    decisions = [r["decision"] for r in found if r["type"] == "decision"]
+    assert decisions == ["not run"] * 4
+    assert found[-1]["type"] == "end"
+
+
+def test_declined_confirm_has_reason(cli, write, tmp_path):
+    transcript = tmp_path / "t.jsonl"
+    path = write("# T\n\n```bash {name=wipe confirm}\necho wiped\n```\n")
+
+    result = cli(
+        "run", path, "-s", "T", "--transcript", str(transcript), input="r\nno\n"
+    )
+
+    assert result.exit_code == 0
+    skipped = [r for r in records(transcript) if r["type"] == "decision"]
+    assert skipped[0]["decision"] == "skip"
+    assert skipped[0]["reason"] == "operator did not confirm"
 
 
 def test_no_question_without_variants(cli, write):

@@ -9,6 +9,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,18 @@ def test_list_shows_tree_and_counts(cli):
     assert re.search(r"^  Happy Path +3 steps +#happy-path", result.output, re.M)
     assert re.search(r"^    Nested Check +1 step +#nested-check", result.output, re.M)
     assert re.search(r"^  Prose Only +- +#prose-only", result.output, re.M)
+
+
+def test_list_warning_names_file_and_line(cli, tmp_path):
+    playbook = tmp_path / "open.md"
+    playbook.write_text("# P\n\n```bash\necho open\n")
+
+    result = cli("list", str(playbook))
+
+    assert result.exit_code == 0
+    assert result.output.splitlines()[-1].startswith(
+        f"{playbook}:3: warning: code fence is not closed"
+    )
 
 
 def test_list_json_is_nested(cli):
@@ -585,6 +598,48 @@ def test_sigterm_records_step_and_end(tmp_path):
     assert step["interrupted"] is True
     assert found[-1]["type"] == "end"
     assert found[-1]["stopped"] == "terminated by SIGTERM"
+
+
+SLOW_REGEX_PLAYBOOK = """# Slow Check
+
+```bash {name=many-a}
+python3 -c "print('a' * 3000)"
+```
+
+```output {regex}
+(a|aa)*b
+```
+"""
+
+
+@pytest.mark.parametrize(("signum", "status"), [(15, 143), (2, 130)])
+def test_signal_during_output_check(tmp_path, signum, status):
+    """A regex that backtracks for hours still lets SIGTERM or Ctrl-C end the run."""
+    playbook = tmp_path / "slow.md"
+    playbook.write_text(SLOW_REGEX_PLAYBOOK)
+    transcript = tmp_path / "t.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "run", str(playbook), "-s", "Slow Check",
+         "--yes", "--transcript", str(transcript)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: '"type": "started"' in _text(transcript), 20)
+        # The step itself ends well within that second; the check then runs.
+        time.sleep(1.0)
+        process.send_signal(signum)
+        assert process.wait(timeout=20) == status
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    found = records(transcript)
+    step = [r for r in found if r["type"] == "step"][-1]
+    assert step["exit_status"] == 0
+    assert step["interrupted"] is True
+    assert "output_matched" not in step
+    assert found[-1]["type"] == "end"
 
 
 def _text(path: Path) -> str:

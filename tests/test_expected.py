@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import pytest
 
 from runbook.expected import (
@@ -59,6 +62,16 @@ INLINE_WILDCARD_CASES: list[tuple[str, str, bool]] = [
     ("a...b\n", "a\nb\n", False),
     ("(...)\n", "(x)\n", True),
     ("(...)\n", "[x]\n", False),
+    # The first and last pieces anchor the line and may not overlap.
+    ("ab...ba\n", "aba\n", False),
+    ("ab...ba\n", "abba\n", True),
+    ("x...x\n", "x\n", False),
+    ("a...a...a\n", "aaa\n", True),
+    ("a...a...a\n", "aa\n", False),
+    ("a...b...b\n", "ab\n", False),
+    ("a...b...b\n", "abbab\n", True),
+    ("....\n", "x.\n", True),
+    ("....\n", "x\n", False),
 ]
 
 
@@ -75,6 +88,32 @@ def test_wildcard_lines(expected: str, actual: str, matches: bool) -> None:
 @pytest.mark.parametrize(("expected", "actual", "matches"), INLINE_WILDCARD_CASES)
 def test_inline_wildcards(expected: str, actual: str, matches: bool) -> None:
     assert output_matches(expected, actual) is matches
+
+
+def _fail_after(seconds: int) -> None:
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"matching took more than {seconds} s")
+
+    signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+
+
+def test_inline_wildcards_on_long_line() -> None:
+    """Many wildcards against a 10,000-character line finish at once.
+
+    A regular expression built from ``.*`` pieces backtracks for hours here.
+    The alarm only turns such a hang into a failure; it measures nothing.
+    """
+    line = "a" * 10_000
+    expected = "a...a...a...a...a...a...a...b\n"
+    _fail_after(20)
+    try:
+        assert output_matches(expected, line) is False
+        assert output_matches(expected, line + "b") is True
+        assert check_output(expected, line) is not None
+        assert check_output("...\n" + expected + "...\n", f"x\n{line}\n" * 50)
+    finally:
+        signal.alarm(0)
 
 
 @pytest.mark.parametrize(

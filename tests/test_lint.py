@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,52 @@ def test_parse_problems_and_unreadable_files_are_findings(tmp_path) -> None:
 def test_functions_and_continuations_are_not_commands() -> None:
     code = "greet() { echo hi; }\ngreet\nfunction other { :; }\nother\necho a \\\n  b\n"
     assert lint.command_names(code) == []
+
+
+@pytest.mark.docker
+def test_local_steps_checked_on_this_machine(docker_engine, tmp_path) -> None:
+    """With a docker target, target=local steps are looked up here, not there."""
+    container = subprocess.run(
+        ["docker", "run", "-d", "--label", "runbook.dev=1", "debian:trixie-slim",
+         "sleep", "infinity"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.strip()  # fmt: skip
+    playbook = tmp_path / "p.md"
+    playbook.write_text(
+        "# P\n\n```bash {target=local}\npython3 -c pass\nlocal-only-missing-rb\n```\n"
+        "\n```bash\npython3 -c pass\n```\n"
+    )
+    try:
+        findings = lint.lint(
+            str(playbook), target=f"docker:{container}", use_shellcheck=False
+        )
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    missing = [(f.line, f.message) for f in findings if f.rule == "RB008"]
+    assert [line for line, _ in missing] == [5, 9]
+    assert missing[0][1].startswith("'local-only-missing-rb' is not a command on this")
+    assert missing[1][1].startswith(f"'python3' is not a command on docker:{container}")
+
+
+def test_parse_error_finding_at_its_line(tmp_path) -> None:
+    playbook = tmp_path / "bad.md"
+    playbook.write_text("# A\n\ntext\n\n```bash {colour=red}\necho\n```\n")
+
+    findings = lint.lint(str(playbook), use_shellcheck=False)
+
+    assert [(f.rule, f.line) for f in findings] == [("RB000", 5)]
+    assert findings[0].message.startswith("invalid attribute 'colour=red'")
+    assert findings[0].text().count(str(playbook)) == 1
+
+
+def test_misspelt_front_matter_key(tmp_path) -> None:
+    playbook = tmp_path / "p.md"
+    playbook.write_text(
+        "---\ntitle: Ops\ndeployment: [systemd]\n---\n# A\n\n"
+        "```bash {when=systmd}\necho\n```\n"
+    )
+
+    findings = lint.lint(str(playbook), use_shellcheck=False)
+
+    assert [(f.rule, f.severity, f.line) for f in findings] == [("RB012", "warning", 3)]
+    assert "rename it to 'deployments'" in findings[0].message

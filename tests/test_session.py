@@ -351,6 +351,18 @@ def test_handled_interrupt_abandons_rest(session):
     assert session.run("echo next").output == b"next\r\n"
 
 
+def test_shell_int_trap_goes_on_after_timeout(session):
+    """The documented exception: bash runs a step's INT trap and goes on."""
+    code = "trap 'echo cleanup' INT\nsleep 30\necho after-trap\n"
+    outcome = session.run(code, timeout=1)
+    later = session.run("sleep 30; echo later-step", timeout=1)
+    assert outcome.timed_out
+    assert not outcome.killed
+    assert text(outcome.output).splitlines()[-2:] == ["cleanup", "after-trap"]
+    assert later.timed_out
+    assert text(later.output).splitlines()[-2:] == ["cleanup", "later-step"]
+
+
 def test_forwarded_ctrl_c_abandons_rest(tmp_path):
     import threading
 

@@ -493,6 +493,8 @@ def _run_compose(
     project = ComposeProject.create(layout.fixtures, image.tag, tool)
     try:
         seconds = project.up()
+        # Read before the fault, which may stop the container for good.
+        secrets = server_secrets(parse_env_text(project.exec(f"cat {ENV_FILE}")))
         say(
             f"sandbox: Compose project {project.name} healthy in {seconds:.1f} s; "
             f"injecting fault {scenario.fault}"
@@ -533,7 +535,7 @@ def _run_compose(
             skip_steps=scenario.skip,
             finish=finish,
             describe_target=f"sandbox (Compose project {project.name})",
-            secrets=server_secrets(parse_env_text(project.exec(f"cat {ENV_FILE}"))),
+            secrets=secrets,
             first_records=[
                 (
                     "sandbox",

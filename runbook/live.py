@@ -60,6 +60,30 @@ class LiveOutput:
         self.last_write = time.monotonic()
 
 
+#: The signals that stop a run as Ctrl-C does.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+StopHandler = Callable[[int, FrameType | None], None]
+
+
+@contextlib.contextmanager
+def handle_stop_signals(handler: StopHandler) -> Iterator[None]:
+    """Install ``handler`` for SIGTERM and SIGHUP while the block runs.
+
+    The previous handlers come back afterwards. Outside the main thread,
+    where Python cannot install handlers, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
 @contextlib.contextmanager
 def signals_as_interrupts(
     on_signal: Callable[[int], bool],
@@ -72,20 +96,10 @@ def signals_as_interrupts(
     Outside the main thread, where Python cannot install handlers, nothing
     changes.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         if on_signal(signum):
             raise KeyboardInterrupt
 
-    previous = {
-        number: signal.signal(number, interrupt)
-        for number in (signal.SIGTERM, signal.SIGHUP)
-    }
-    try:
+    with handle_stop_signals(interrupt):
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)

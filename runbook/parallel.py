@@ -23,12 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from .live import handle_stop_signals
 from .testing import Case, Outcome, run_case
 
 #: Seconds a child may take to stop its step and remove its container.
@@ -105,7 +106,7 @@ def run_parallel(
     finished: dict[int, Outcome] = {}
     unfinished: list[Case] = []
     interrupted: int | None = None
-    with _signals_as_interrupts():
+    with handle_stop_signals(_raise_stopped):
         try:
             while waiting or running:
                 while waiting and len(running) < jobs:
@@ -162,7 +163,7 @@ def run_serial(
     outcomes: list[Outcome] = []
     interrupted: int | None = None
     unfinished: list[Case] = []
-    with _signals_as_interrupts():
+    with handle_stop_signals(_raise_stopped):
         for case in cases:
             if on_start is not None:
                 on_start(case)
@@ -260,35 +261,14 @@ def _send(child: _Child, signum: int) -> None:
         os.kill(child.process.pid, signum)
 
 
-@contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into ``Stopped`` while the block runs."""
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise Stopped(signum)
-
-    previous = {
-        number: signal.signal(number, stop)
-        for number in (signal.SIGTERM, signal.SIGHUP)
-    }
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 def _child_main(workdir: Path) -> int:
     """Run one case in this process and write its outcome next to its input."""
-    previous_term = signal.signal(signal.SIGTERM, _raise_stopped)
-    signal.signal(signal.SIGHUP, _raise_stopped)
     case, transcript_dir = pickle.loads((workdir / "case.pickle").read_bytes())
     try:
-        outcome = run_case(case, transcript_dir)
+        with handle_stop_signals(_raise_stopped):
+            outcome = run_case(case, transcript_dir)
     except KeyboardInterrupt as interrupt:
         return int(getattr(interrupt, "exit_status", 130))
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
     partial = workdir / "outcome.pickle.part"
     partial.write_bytes(pickle.dumps(outcome))
     partial.rename(workdir / "outcome.pickle")
@@ -296,6 +276,7 @@ def _child_main(workdir: Path) -> int:
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM and SIGHUP into ``Stopped`` (see ``handle_stop_signals``)."""
     raise Stopped(signum)
 
 

@@ -572,24 +572,13 @@ def _prepare_with_signals(
     plan: Plan, keep: bool, say: Say, scenario_name: str | None = None
 ) -> Sandbox:
     """Prepare the sandbox; SIGTERM and SIGHUP remove its container and end the run."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return prepare(plan, keep=keep, say=say, scenario_name=scenario_name)
+    from ..live import handle_stop_signals
 
     def terminate(signum: int, frame: object) -> None:
         raise SandboxTerminated(signum)
 
-    previous = {
-        number: signal.signal(number, terminate)
-        for number in (signal.SIGTERM, signal.SIGHUP)
-    }
-    try:
+    with handle_stop_signals(terminate):
         return prepare(plan, keep=keep, say=say, scenario_name=scenario_name)
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def _server_setting_names(layout: SandboxLayout) -> dict[str, str]:

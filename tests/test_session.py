@@ -364,16 +364,29 @@ def test_shell_int_trap_goes_on_after_timeout(session):
 
 
 def test_forwarded_ctrl_c_abandons_rest(tmp_path):
-    import threading
-
     reader, writer = os.pipe()
-    threading.Timer(0.5, os.write, (writer, b"\x03")).start()
+    seen = bytearray()
+
+    def press_ctrl_c_when_ready(chunk: bytes) -> None:
+        # Only once the inner bash has set its trap, so a busy machine cannot
+        # deliver Ctrl-C before the trap exists.
+        seen.extend(chunk)
+        if b"trap-set" in seen and b"\x03" not in seen:
+            seen.extend(b"\x03")
+            os.write(writer, b"\x03")
+
     code = (
-        "bash -c 'trap \"echo handled; exit 0\" INT; sleep 30'\n"
+        "bash -c 'trap \"echo handled; exit 0\" INT; echo trap-set; sleep 30'\n"
         "echo DANGER-after-ctrl-c\n"
     )
     with BashSession(cwd=str(tmp_path)) as shell:
-        outcome = shell.run(code, timeout=10, stdin_from_terminal=True, input_fd=reader)
+        outcome = shell.run(
+            code,
+            timeout=10,
+            stdin_from_terminal=True,
+            input_fd=reader,
+            on_output=press_ctrl_c_when_ready,
+        )
     os.close(reader)
     os.close(writer)
     assert outcome.interrupted

@@ -7,6 +7,7 @@ RUNBOOK_REQUIRE_DOCKER=1 (set by .ci/run), so CI never skips them silently.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -17,6 +18,34 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_scenario(
+    name: str, transcript: Path, timeout: float = 300
+) -> tuple[int, list[dict[str, object]]]:
+    """Run a scenario of fixtures/scenarios as ``runbook test`` does.
+
+    Returns the exit status and the transcript's records.
+    """
+    from runbook.commands import RunRequest
+    from runbook.sandbox.run import run_in_sandbox
+    from runbook.sandbox.scenarios import load_scenario
+    from runbook.transcript import read_transcript
+
+    scenario = load_scenario(ROOT / "fixtures" / "scenarios" / f"{name}.yaml")
+    request = RunRequest(
+        playbook=str(ROOT / "playbooks" / scenario.playbook),
+        section=scenario.section,
+        assume_yes=True,
+        allow_destructive=True,
+        timeout=timeout,
+        transcript=str(transcript),
+        target="sandbox",
+        scenario=name,
+        testing=True,
+    )
+    status = run_in_sandbox(request, io.StringIO(), say=lambda line: None)
+    return status, list(read_transcript(transcript))
 
 
 def _docker_problem() -> str | None:

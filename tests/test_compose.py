@@ -10,7 +10,6 @@ are skipped with that reason; ``.ci/run`` installs docker-compose.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import run_scenario
 
 from runbook.sandbox.compose import ComposeProject, compose_tool
 from runbook.sandbox.scenarios import ScenarioError, load_scenario
@@ -119,28 +119,7 @@ def test_project_serves_and_logs_to_compose(
 def test_compose_scenario_passes(
     testserver_image: str, compose_on_path: None, tmp_path: Path, name: str
 ) -> None:
-    from runbook.commands import RunRequest
-    from runbook.sandbox.run import run_in_sandbox
-    from runbook.transcript import read_transcript
-
-    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
-    transcript = tmp_path / "run.jsonl"
-    status = run_in_sandbox(
-        RunRequest(
-            playbook=str(PLAYBOOK),
-            section=scenario.section,
-            assume_yes=True,
-            allow_destructive=True,
-            timeout=120,
-            transcript=str(transcript),
-            target="sandbox",
-            scenario=name,
-            testing=True,
-        ),
-        io.StringIO(),
-        say=lambda line: None,
-    )
-    records = list(read_transcript(transcript))
+    status, records = run_scenario(name, tmp_path / "run.jsonl", timeout=120)
     checks = [record for record in records if record["type"] == "check"]
     assert status == 0, records
     assert checks and all(check["passed"] for check in checks), checks

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
+from conftest import run_scenario
 
 from runbook.playbook import load_playbook
 from runbook.sandbox.faults import FAULTS
@@ -82,25 +82,7 @@ def test_scenario_passes_or_says_why_not(path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PASSING - RUN_ELSEWHERE))
 def test_scenario_passes(testserver_image: str, tmp_path: Path, name: str) -> None:
-    from runbook.commands import RunRequest
-    from runbook.sandbox.run import run_in_sandbox
-    from runbook.transcript import read_transcript
-
-    scenario = load_scenario(ROOT / "fixtures" / "scenarios" / f"{name}.yaml")
-    transcript = tmp_path / "run.jsonl"
-    request = RunRequest(
-        playbook=str(ROOT / "playbooks" / scenario.playbook),
-        section=scenario.section,
-        assume_yes=True,
-        allow_destructive=True,
-        timeout=300,
-        transcript=str(transcript),
-        target="sandbox",
-        scenario=name,
-        testing=True,
-    )
-    status = run_in_sandbox(request, io.StringIO())
-    records = list(read_transcript(transcript))
+    status, records = run_scenario(name, tmp_path / "run.jsonl")
     checks = [record for record in records if record["type"] == "check"]
     assert status == 0, checks
     assert checks

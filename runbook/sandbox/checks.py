@@ -215,11 +215,8 @@ def _certificate_rotated(sandbox: Sandbox, name: str) -> CheckResult:
             name, False, "no copy of the old certificate: use the tls-key-leaked fault"
         )
     old = file_fingerprint(server, f"{LEAK_DIR}/server-cert.der")
-    cert = f"{_setting('QPC_TLS_CERT')}"
-    _, on_disk = server.exec(
-        f'openssl x509 -inform DER -in "{cert}" -noout -fingerprint -sha256'
-    )
-    on_disk = on_disk.strip().rpartition("=")[2]
+    cert = _setting("QPC_TLS_CERT")
+    on_disk = file_fingerprint(server, cert)
     if served == old:
         return CheckResult(name, False, f"the server still presents {old}")
     if served != on_disk:

@@ -9,8 +9,8 @@ The steps run in a local shell whose ``COMPOSE_PROJECT_NAME`` and
 directory.
 
 The playbooks use the ``docker compose`` syntax (the Compose plugin). Where
-only the old ``docker-compose`` program is installed, ``compose_tool`` says
-why a Compose run cannot happen, and ``runbook test`` reports those scenarios
+only the old ``docker-compose`` program is installed, ``compose_tool`` returns
+the reason a Compose run cannot happen, and ``runbook test`` reports those scenarios
 as skipped with that reason.
 """
 
@@ -32,7 +32,7 @@ from ..errors import UsageError
 from .container import ENV_FILE, LABEL, OWNER_LABEL
 from .docker import DockerError, docker, require_engine
 
-#: How long the server may take from ``up`` to an answer on /health.
+#: Seconds the server may take from ``up`` until /health returns 200.
 START_TIMEOUT = 60.0
 _projects = itertools.count(1)
 
@@ -120,7 +120,7 @@ class ComposeProject:
         return result.stdout
 
     def up(self) -> float:
-        """Start the project and wait until /health answers; return the seconds."""
+        """Start the project, wait until /health returns 200, and return the seconds."""
         require_engine()
         started = time.monotonic()
         self.compose("up", "--detach", timeout=180)
@@ -130,7 +130,7 @@ class ComposeProject:
                 return time.monotonic() - started
             time.sleep(0.2)
         raise DockerError(
-            f"the Compose service 'server' of {self.name} did not answer on "
+            f"the Compose service 'server' of {self.name} did not respond on "
             f"/health within {START_TIMEOUT:.0f} s; its log ends with: "
             + self.compose("logs", "--tail=5", "server")[-400:]
         )
@@ -146,7 +146,7 @@ class ComposeProject:
         return found[0]
 
     def healthy(self) -> bool:
-        """Return whether the server answers on /health through its mapped port."""
+        """Return whether /health returns 200 through the mapped port."""
         try:
             port = self._metrics_port()
         except DockerError:

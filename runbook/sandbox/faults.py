@@ -235,9 +235,13 @@ def served_fingerprint(server: ServerContainer) -> str:
 
 
 def file_fingerprint(server: ServerContainer, path: str) -> str:
-    """Return the SHA-256 fingerprint of a DER certificate file in the container."""
+    """Return the SHA-256 fingerprint of a DER certificate file in the container.
+
+    ``path`` is expanded by the container's shell inside double quotes, so it
+    may be a command substitution such as checks._setting returns.
+    """
     _, output = server.exec(
-        f"openssl x509 -inform DER -in {path} -noout -fingerprint -sha256"
+        f'openssl x509 -inform DER -in "{path}" -noout -fingerprint -sha256'
     )
     return output.strip().rpartition("=")[2]
 
